@@ -1,0 +1,64 @@
+"""The `forecast` command: a thin layer over the package's functions.
+
+Every ForecastError becomes one clear message on stderr and exit code 2; `--debug` (anywhere
+on the command line) shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+import typer
+from rich.console import Console
+
+from forecast.cli import data_commands
+from forecast.errors import ForecastError
+
+app = typer.Typer(
+    name="forecast",
+    help="Forecast CSV time series with Keras recurrent models, tracked in MLflow.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
+) -> None:
+    """Forecast CSV time series with Keras recurrent models, tracked in MLflow."""
+
+
+data_commands.register(app)
+
+_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs the CLI; the console-script entry point.
+
+    Args:
+        argv: the arguments (defaults to ``sys.argv[1:]``).
+
+    Raises:
+        SystemExit: 0 on success, 2 on a ForecastError or a usage error.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        result = app(args=argv, prog_name="forecast", standalone_mode=False)
+    except ForecastError as exc:
+        if debug:
+            traceback.print_exc()
+        _stderr.print(f"[bold red]error:[/bold red] {exc}", markup=True)
+        raise SystemExit(2) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        _stderr.print("aborted.")
+        raise SystemExit(130) from None
+    raise SystemExit(result if isinstance(result, int) else 0)

@@ -1,0 +1,58 @@
+"""Data commands: `forecast inspect` (load and describe a CSV) and `forecast quickstart`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from forecast.data import WindowSpec, load_csv
+from forecast.quickstart import BUNDLED_ETTH1, run_quickstart
+
+_console = Console(highlight=False)
+
+
+def inspect(
+    csv: Path = typer.Argument(..., help="The CSV file to load."),
+    time_col: str = typer.Option(None, "--time-col", help="Timestamp column (auto-detected)."),
+    target: list[str] = typer.Option(None, "--target", help="Target column; repeat for several."),
+    id_col: str = typer.Option(None, "--id-col", help="Series id column (long format)."),
+    freq: str = typer.Option(None, "--freq", help="Sampling frequency, e.g. h, D (inferred)."),
+    fill: str = typer.Option("interpolate", "--fill", help="Gap policy: interpolate, ffill, ..."),
+    lookback: int = typer.Option(None, "--lookback", help="Also count windows for this lookback."),
+    horizon: int = typer.Option(None, "--horizon", help="... and this horizon."),
+) -> None:
+    """Load a CSV the way training would and describe what was found."""
+    frame = load_csv(
+        csv, time_col=time_col, targets=target or None, id_col=id_col, freq=freq, fill=fill
+    )
+    table = Table(title=f"{csv}")
+    table.add_column("property")
+    table.add_column("value")
+    index = frame.index
+    times = index.get_level_values(-1)
+    table.add_row("rows", str(len(frame)))
+    table.add_row("frequency", str(frame.attrs.get("freq")))
+    table.add_row("from", str(times.min()))
+    table.add_row("to", str(times.max()))
+    table.add_row("targets", ", ".join(frame.attrs.get("targets", [])))
+    table.add_row("covariates", ", ".join(frame.attrs.get("covariates", [])) or "-")
+    if lookback and horizon:
+        spec = WindowSpec(lookback, horizon, tuple(frame.attrs.get("targets", frame.columns)))
+        table.add_row(f"windows (lookback {lookback}, horizon {horizon})", str(spec.n_windows(frame)))
+    _console.print(table)
+
+
+def quickstart(
+    data: Path = typer.Option(BUNDLED_ETTH1, "--data", help="CSV to run on (bundled ETTh1)."),
+) -> None:
+    """Run the quickstart on the bundled ETTh1 data."""
+    run_quickstart(data, echo=_console.print)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the data commands to the root app."""
+    app.command("inspect")(inspect)
+    app.command("quickstart")(quickstart)

@@ -1,0 +1,351 @@
+"""Column checks of the loader: find and parse the time column, pick and coerce numeric columns.
+
+Used by :mod:`forecast.data.io`. Cells arrive as the strings of a CSV file or as the values of a
+user's DataFrame; every failure is a :class:`~forecast.errors.DataError` that names the source,
+the column and the line (file) or row (frame) and says what to do.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecast.errors import ConfigError, DataError
+
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "nat", "-nan"})
+_TIME_NAMES = frozenset({"date", "time", "timestamp", "datetime", "ds"})
+_TZ_SUFFIX = re.compile(r"(z|utc|gmt|[+-]\d{2}(:?\d{2})?)$", re.IGNORECASE)
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+$|^[+-]?\d+$")
+_SAMPLE = 50  # cells looked at when guessing what a column holds
+_LOW, _HIGH = pd.Timestamp.min.as_unit("ns"), pd.Timestamp.max.as_unit("ns")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """How messages point at a row: ``line 17`` of a file (the header is line 1) or ``row 17`` of
+    a DataFrame (the first data row is row 1)."""
+
+    source: str
+    kind: str = "line"  # "line" (CSV file) or "row" (DataFrame)
+
+    def at(self, number) -> str:
+        return f"{self.kind} {int(number)}"
+
+    @property
+    def convention(self) -> str:
+        if self.kind == "line":
+            return "line 1 is the header"
+        return "row 1 is the first data row"
+
+    def error(self, message: str) -> DataError:
+        return DataError(f"{self.source!r}: {message}")
+
+
+def quote_list(names, limit: int = 20) -> str:
+    names = [str(n) for n in names]
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _strings(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Stripped cell strings and a mask of missing cells (empty, NA tokens, None, NaN)."""
+    raw = values.to_numpy(dtype=object)
+    missing = pd.isna(raw)
+    text = np.array(["" if m else str(v).strip() for v, m in zip(raw, missing, strict=True)],
+                    dtype=object)
+    missing = missing | np.array([t.lower() in MISSING_TOKENS for t in text], dtype=bool)
+    return text, missing
+
+
+def _is_text(values: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+                or isinstance(values.dtype, pd.DatetimeTZDtype)
+                or pd.api.types.is_datetime64_any_dtype(values))
+
+
+def _parse_numbers(text: np.ndarray, decimal_comma: bool) -> np.ndarray:
+    if decimal_comma:
+        text = np.array([t.replace(",", ".") for t in text], dtype=object)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce")
+    return parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _uses_decimal_comma(text: np.ndarray, missing: np.ndarray, delimiter: str) -> bool:
+    present = text[~missing]
+    return (delimiter != "," and present.size > 0 and any("," in t for t in present)
+            and all(_DECIMAL_COMMA.match(t) for t in present))
+
+
+def looks_numeric(values: pd.Series, delimiter: str = ",") -> bool:
+    """Whether a column holds numbers: a numeric dtype, or text that mostly parses as numbers."""
+    if pd.api.types.is_bool_dtype(values):
+        return False
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    if not _is_text(values):
+        return False
+    text, missing = _strings(values)
+    present = ~missing
+    if not present.any():
+        return False
+    numbers = _parse_numbers(text[present], _uses_decimal_comma(text, missing, delimiter))
+    return np.isfinite(numbers).sum() + np.isinf(numbers).sum() > 0.5 * present.sum()
+
+
+def coerce_numeric(values: pd.Series, name, rows: Rows, labels: np.ndarray,
+                   delimiter: str = ",") -> np.ndarray:
+    """Converts a column to float64; missing cells become NaN.
+
+    Raises:
+        DataError: a cell holds text that is not a number (names the line and the value), or
+            a cell is infinite.
+    """
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif not _is_text(values):
+        raise rows.error(
+            f"column {name!r} holds {values.dtype} values, not numbers. Pass it as time_col= "
+            f"or leave it out of targets= and covariates=."
+        )
+    else:
+        text, missing = _strings(values)
+        numbers = np.full(len(text), np.nan)
+        numbers[~missing] = _parse_numbers(text[~missing],
+                                           _uses_decimal_comma(text, missing, delimiter))
+        bad = np.flatnonzero(~missing & np.isnan(numbers))
+        if bad.size:
+            first = bad[0]
+            raise rows.error(
+                f"column {name!r} must hold numbers, but {rows.at(labels[first])} "
+                f"({rows.convention}) holds {text[first]!r}"
+                + (f", and {bad.size - 1} more cell(s) are not numbers" if bad.size > 1 else "")
+                + ". Fix or remove those cells (empty cells count as missing values), or leave "
+                f"the column out of targets= and covariates=."
+            )
+    infinite = np.flatnonzero(np.isinf(numbers))
+    if infinite.size:
+        first = infinite[0]
+        raise rows.error(
+            f"column {name!r} holds an infinite value ({numbers[first]}) on "
+            f"{rows.at(labels[first])} ({rows.convention})"
+            + (f" and {infinite.size - 1} more" if infinite.size > 1 else "")
+            + ". Replace it with a finite number or leave the cell empty to have it filled."
+        )
+    return numbers
+
+
+# --------------------------------------------------------------------------- time column
+
+
+def _name_is_time(name) -> bool:
+    tokens = re.split(r"[^a-z0-9]+", str(name).lower())
+    return bool(_TIME_NAMES.intersection(tokens))
+
+
+def _values_are_times(values: pd.Series) -> bool:
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(
+        values
+    ):
+        return True
+    if not _is_text(values):
+        return False
+    text, missing = _strings(values.iloc[: _SAMPLE * 4])
+    sample = text[~missing][:_SAMPLE]
+    if sample.size == 0 or np.isfinite(_parse_numbers(sample, False)).any():
+        return False
+    parsed = _to_datetime(pd.Series(sample, dtype=object), utc=True)
+    return parsed.notna().mean() >= 0.8
+
+
+def time_candidates(frame: pd.DataFrame) -> list:
+    """Columns that look like timestamps, by name (date, time, timestamp, ds) or by value."""
+    return [c for c in frame.columns if _name_is_time(c) or _values_are_times(frame[c])]
+
+
+def find_time_column(frame: pd.DataFrame, rows: Rows):
+    """The one column that holds the timestamps.
+
+    Raises:
+        DataError: no column or more than one column looks like timestamps.
+    """
+    found = time_candidates(frame)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise rows.error(
+            f"found no time column among the columns {quote_list(frame.columns)}: none is named "
+            f"like date/time/timestamp/ds or holds timestamps. Pass time_col='<column>'."
+        )
+    raise rows.error(
+        f"found {len(found)} columns that could hold the timestamps: {quote_list(found)}. "
+        f"Pass time_col= to choose one, e.g. time_col={str(found[0])!r}."
+    )
+
+
+def _to_datetime(text: pd.Series, *, utc: bool, fmt: str = "ISO8601") -> pd.Series:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return pd.to_datetime(text, format=fmt, errors="coerce", utc=utc)
+        except (ValueError, TypeError, OverflowError):
+            if utc:
+                return pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+            raise
+
+
+def _parse_text_times(text: np.ndarray, name, rows: Rows, labels: np.ndarray) -> pd.Series:
+    series = pd.Series(text, dtype=object)
+    aware = np.array([bool(_TZ_SUFFIX.search(t)) for t in text], dtype=bool)
+    if aware.any() and not aware.all():
+        naive_at, aware_at = np.flatnonzero(~aware)[0], np.flatnonzero(aware)[0]
+        raise rows.error(
+            f"column {name!r} mixes timestamps with a time zone ({rows.at(labels[aware_at])}: "
+            f"{text[aware_at]!r}) and without one ({rows.at(labels[naive_at])}: "
+            f"{text[naive_at]!r}) ({rows.convention}). Write every timestamp with its UTC offset, "
+            f"or none."
+        )
+    try:
+        parsed = _to_datetime(series, utc=False)
+    except (ValueError, TypeError, OverflowError):
+        parsed = _to_datetime(series, utc=True)  # mixed UTC offsets: converted to UTC
+    failed = parsed.isna().to_numpy()
+    if failed.any():
+        numeric = np.isfinite(_parse_numbers(text[failed], False))
+        if not numeric.any():
+            retry_fmt = "mixed"
+            try:
+                retry = _to_datetime(series[failed], utc=False, fmt=retry_fmt)
+            except (ValueError, TypeError, OverflowError):
+                retry = _to_datetime(series[failed], utc=True, fmt=retry_fmt)
+            if retry.notna().all() and str(retry.dtype) == str(parsed.dtype):
+                parsed = parsed.copy()
+                parsed[failed] = retry.to_numpy()
+    return parsed
+
+
+def parse_times(values: pd.Series, name, rows: Rows, labels: np.ndarray) -> pd.DatetimeIndex:
+    """Parses the time column into a nanosecond DatetimeIndex, keeping its time zone.
+
+    ISO 8601 text is parsed strictly; other layouts by pandas' ``format="mixed"`` (month first
+    when ambiguous). Mixed UTC offsets (e.g. across daylight saving) are converted to UTC.
+
+    Raises:
+        DataError: a cell is empty, is a number, or does not parse as a timestamp.
+    """
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(
+        values
+    ):
+        parsed, text = values, values.astype(str).to_numpy(dtype=object)
+        missing = parsed.isna().to_numpy()
+    else:
+        text, missing = _strings(values)
+        if missing.any():
+            first = np.flatnonzero(missing)[0]
+            raise rows.error(
+                f"the time column {name!r} is empty on {rows.at(labels[first])} "
+                f"({rows.convention})" + (f" and {missing.sum() - 1} more" if missing.sum() > 1
+                                          else "")
+                + ". Every row needs a timestamp: fill it in or remove the row."
+            )
+        parsed = _parse_text_times(text, name, rows, labels)
+    bad = np.flatnonzero(parsed.isna().to_numpy() | missing)
+    if bad.size:
+        first = bad[0]
+        what = "is a number, not a timestamp" if np.isfinite(
+            _parse_numbers(text[bad[:1]], False)).any() else "does not parse as a timestamp"
+        raise rows.error(
+            f"the time column {name!r} holds {text[first]!r} on {rows.at(labels[first])} "
+            f"({rows.convention}), which {what}"
+            + (f"; {bad.size - 1} more cell(s) do not parse either" if bad.size > 1 else "")
+            + ". Write timestamps like '2016-07-01 00:00:00' (ISO 8601), or pass time_col= to "
+            f"choose another column."
+        )
+    return _as_ns(pd.DatetimeIndex(parsed), text, name, rows, labels)
+
+
+def _as_ns(index: pd.DatetimeIndex, text, name, rows: Rows, labels) -> pd.DatetimeIndex:
+    try:
+        return index.as_unit("ns")
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        naive = index.tz_localize(None) if index.tz is not None else index
+        out = np.flatnonzero((naive < _LOW.tz_localize(None)) | (naive > _HIGH))
+        first = out[0] if out.size else 0
+        raise rows.error(
+            f"the time column {name!r} holds {text[first]!r} on {rows.at(labels[first])} "
+            f"({rows.convention}), outside the supported range {_LOW.date()} to {_HIGH.date()}. "
+            f"Fix the timestamp or remove the row."
+        ) from None
+
+
+# --------------------------------------------------------------------------- column choice
+
+
+def as_names(value, setting: str, *, allow_empty: bool) -> list | None:
+    """Normalises ``targets``/``covariates`` (a name or a list of names) to a list."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(
+            f"`{setting}` must be a column name or a list of column names. "
+            f"Received: {setting}={value!r}"
+        )
+    if not value and not allow_empty:
+        raise ConfigError(f"`{setting}` must name at least one column. Received: {setting}=[]")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"`{setting}` names a column twice. Received: {setting}={value!r}")
+    return list(value)
+
+
+def require_columns(frame: pd.DataFrame, names, setting: str, rows: Rows) -> None:
+    """Raises a DataError naming the columns that exist when a requested one is missing."""
+    absent = [n for n in names if n not in frame.columns]
+    if absent:
+        lower = {str(c).lower(): c for c in frame.columns}
+        close = [lower[a.lower()] for a in absent if a.lower() in lower]
+        hint = f" (did you mean {quote_list(close)}? names are case-sensitive)" if close else ""
+        raise rows.error(
+            f"{setting}= names column(s) {quote_list(absent)} that do not exist{hint}. "
+            f"The columns are: {quote_list(frame.columns)}. Pass {setting}= with names from "
+            f"this list."
+        )
+
+
+def pick_columns(frame: pd.DataFrame, *, time_col, id_col, targets, covariates,
+                 rows: Rows, delimiter: str) -> tuple[list, list]:
+    """Resolves the target and covariate columns (targets default to every numeric column)."""
+    covariates = covariates or []
+    require_columns(frame, covariates, "covariates", rows)
+    reserved = {time_col, id_col}
+    for setting, names in (("targets", targets or []), ("covariates", covariates)):
+        clash = [n for n in names if n in reserved]
+        if clash:
+            raise ConfigError(
+                f"`{setting}` must not include the time or id column. Received: "
+                f"{setting}={names!r} with time_col={time_col!r}, id_col={id_col!r}"
+            )
+    if targets is None:
+        targets = [c for c in frame.columns if c not in reserved and c not in covariates
+                   and looks_numeric(frame[c], delimiter)]
+        if not targets:
+            raise rows.error(
+                f"has no numeric column to forecast besides the time column {time_col!r}; the "
+                f"columns are {quote_list(frame.columns)}. Pass targets= to name the columns "
+                f"that hold numbers."
+            )
+    else:
+        require_columns(frame, targets, "targets", rows)
+    both = [n for n in targets if n in covariates]
+    if both:
+        raise ConfigError(
+            f"A column cannot be both a target and a covariate. Received: targets={targets!r}, "
+            f"covariates={covariates!r}"
+        )
+    return list(targets), list(covariates)

@@ -1,0 +1,275 @@
+"""Sliding windows over a time-indexed frame, fed to Keras as a ``tf.data.Dataset``.
+
+A window is only a start position. The series is kept once, as one ``(rows, columns)`` tensor;
+each batch gathers its windows from it by index arithmetic, so memory does not grow with the
+number of windows (never an array of shape ``(n_windows, lookback, features)``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from forecast.errors import ConfigError, DataError
+
+
+class WindowFrames(NamedTuple):
+    """One window as DataFrames with their timestamps, for looking at what a model sees."""
+
+    inputs: pd.DataFrame  # lookback rows: targets, past covariates, future covariates' history
+    future: pd.DataFrame | None  # horizon rows of known-future covariates (None when there are none)
+    targets: pd.DataFrame  # horizon rows of the target columns
+
+
+def _as_names(value, setting: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    names = tuple(value)
+    if not all(isinstance(name, str) and name for name in names):
+        raise ConfigError(f"`{setting}` must be column names. Received: {setting}={value!r}.")
+    return names
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """What one training example looks like.
+
+    Args:
+        lookback: past rows the model reads.
+        horizon: future rows it predicts.
+        targets: columns to predict (also read as inputs over the lookback).
+        past_covariates: columns known only up to the forecast origin (inputs over the lookback).
+        future_covariates: columns known in advance (calendar features): read over the lookback
+            with the inputs and over the horizon as a second input.
+        stride: rows between the starts of consecutive windows.
+
+    Raises:
+        ConfigError: a non-positive size, no targets, or a column listed twice.
+
+    Example:
+        >>> spec = WindowSpec(lookback=96, horizon=24, targets=("OT",))
+        >>> spec.input_columns, spec.min_rows
+        (('OT',), 120)
+    """
+
+    lookback: int
+    horizon: int
+    targets: tuple[str, ...]
+    past_covariates: tuple[str, ...] = ()
+    future_covariates: tuple[str, ...] = ()
+    stride: int = 1
+
+    def __post_init__(self):
+        for name in ("lookback", "horizon", "stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ConfigError(
+                    f"`{name}` must be a positive integer. Received: {name}={value!r}."
+                )
+            object.__setattr__(self, name, int(value))
+        object.__setattr__(self, "targets", _as_names(self.targets, "targets"))
+        object.__setattr__(
+            self, "past_covariates", _as_names(self.past_covariates, "past_covariates")
+        )
+        object.__setattr__(
+            self, "future_covariates", _as_names(self.future_covariates, "future_covariates")
+        )
+        if not self.targets:
+            raise ConfigError("`targets` must name at least one column. Received: targets=().")
+        columns = self.input_columns
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise ConfigError(
+                f"columns {repeated} are listed more than once among targets, past_covariates "
+                "and future_covariates; list each column in one place."
+            )
+
+    # -- sizes -----------------------------------------------------------------------------
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """Columns of the lookback input, in order: targets, past, future covariates."""
+        return self.targets + self.past_covariates + self.future_covariates
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.input_columns)
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.targets)
+
+    @property
+    def n_future(self) -> int:
+        return len(self.future_covariates)
+
+    @property
+    def min_rows(self) -> int:
+        """Rows one window needs: ``lookback + horizon``."""
+        return self.lookback + self.horizon
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON (the served model keeps its spec this way)."""
+        data = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WindowSpec:
+        """Inverse of ``to_dict``."""
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    # -- windows over a frame ---------------------------------------------------------------
+
+    def check_frame(self, frame: pd.DataFrame) -> None:
+        """Raises DataError unless ``frame`` has every input column, finite values and a window.
+
+        Raises:
+            DataError: a missing column, NaN/inf, or fewer rows than ``lookback + horizon``.
+        """
+        source = frame.attrs.get("source", "<frame>")
+        missing = [c for c in self.input_columns if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"{source}: columns {missing} are not in the data; it has {list(frame.columns)}. "
+                "Check the target and covariate names (calendar features are added with "
+                "forecast.data.add_calendar_features)."
+            )
+        values = frame[list(self.input_columns)].to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise DataError(
+                f"{source}: column {self.input_columns[col]!r} holds {values[row, col]} at "
+                f"{frame.index[row]} (row {row}); windows need finite values. Load the data "
+                "with load_csv(fill=...) to fill gaps."
+            )
+        for series, (begin, end) in self._segments(frame).items():
+            if end - begin < self.min_rows:
+                where = "" if series is None else f" series {series!r}"
+                raise DataError(
+                    f"{source}:{where} has {end - begin} rows, too few for one window: "
+                    f"needs at least {self.min_rows} rows (lookback {self.lookback} + horizon "
+                    f"{self.horizon}). Use more data or a shorter lookback/horizon."
+                )
+
+    def window_starts(self, frame: pd.DataFrame) -> np.ndarray:
+        """Row positions where the windows of ``frame`` start (never across series).
+
+        Returns:
+            int64 array; window ``i`` reads rows ``[s, s + lookback)`` and predicts rows
+            ``[s + lookback, s + lookback + horizon)`` with ``s = starts[i]``.
+        """
+        pieces = [
+            np.arange(begin, end - self.min_rows + 1, self.stride, dtype=np.int64)
+            for begin, end in self._segments(frame).values()
+            if end - begin >= self.min_rows
+        ]
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+
+    def n_windows(self, frame: pd.DataFrame) -> int:
+        return int(len(self.window_starts(frame)))
+
+    def frame(self, frame: pd.DataFrame, i: int) -> WindowFrames:
+        """The ``i``-th window of ``frame`` as DataFrames with timestamps.
+
+        Example:
+            >>> w = spec.frame(frame, 0)
+            >>> w.inputs.index[-1], w.targets.index[0]   # the forecast origin and the next step
+        """
+        starts = self.window_starts(frame)
+        if not -len(starts) <= i < len(starts):
+            raise DataError(
+                f"window {i} does not exist: the frame has {len(starts)} windows "
+                f"(lookback {self.lookback}, horizon {self.horizon}, stride {self.stride})."
+            )
+        s = int(starts[i])
+        past = frame.iloc[s : s + self.lookback][list(self.input_columns)]
+        ahead = frame.iloc[s + self.lookback : s + self.min_rows]
+        future = ahead[list(self.future_covariates)] if self.future_covariates else None
+        return WindowFrames(past, future, ahead[list(self.targets)])
+
+    @staticmethod
+    def _segments(frame: pd.DataFrame) -> dict:
+        """Contiguous row ranges of each series: ``{id: (begin, end)}`` (id None when single)."""
+        if not isinstance(frame.index, pd.MultiIndex):
+            return {None: (0, len(frame))}
+        codes = pd.factorize(frame.index.get_level_values(0))[0]
+        changes = np.flatnonzero(np.diff(codes)) + 1
+        bounds = np.concatenate([[0], changes, [len(frame)]])
+        if len(bounds) - 1 != len(np.unique(codes)):
+            raise DataError(
+                "the rows of each series must be contiguous (sorted by id, then time); "
+                "use frame.sort_index() or load the file with load_csv(id_col=...)."
+            )
+        ids = frame.index.get_level_values(0)[bounds[:-1]]
+        return {ids[k]: (int(bounds[k]), int(bounds[k + 1])) for k in range(len(ids))}
+
+
+def make_dataset(
+    frame: pd.DataFrame,
+    spec: WindowSpec,
+    *,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int | None = None,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Windows of ``frame`` as batches of ``(inputs, targets)``.
+
+    Args:
+        frame: a (scaled) frame holding ``spec.input_columns``.
+        spec: the window shape.
+        batch_size: windows per batch.
+        shuffle: shuffle the window order each epoch (training).
+        seed: seed of the shuffle, for reproducible runs.
+        drop_remainder: drop the last incomplete batch.
+
+    Returns:
+        A dataset of ``(inputs, targets)``: ``inputs`` is ``(batch, lookback, n_inputs)`` or,
+        with future covariates, a tuple of that and ``(batch, horizon, n_future)``;
+        ``targets`` is ``(batch, horizon, n_targets)``; all float32.
+
+    Raises:
+        ConfigError: ``batch_size`` is not positive.
+        DataError: see ``WindowSpec.check_frame``.
+
+    Example:
+        >>> ds = make_dataset(train, WindowSpec(96, 24, ("OT",)), batch_size=32)
+        >>> [t.shape for t in next(iter(ds))]
+        [TensorShape([32, 96, 1]), TensorShape([32, 24, 1])]
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"`batch_size` must be a positive integer. Received: {batch_size!r}.")
+    spec.check_frame(frame)
+    starts = spec.window_starts(frame)
+    # The one copy of the data; every window is gathered from it.
+    values = frame[list(spec.input_columns)].to_numpy(dtype=np.float32)
+    data = tf.convert_to_tensor(np.ascontiguousarray(values))
+    del values
+    span = tf.range(spec.min_rows, dtype=tf.int64)
+    lookback, n_targets, n_future = spec.lookback, spec.n_targets, spec.n_future
+
+    def gather(batch_starts):
+        block = tf.gather(data, batch_starts[:, None] + span)  # [B] -> [B, L+H, F]
+        inputs = block[:, :lookback]  # [B, L, F]
+        targets = block[:, lookback:, :n_targets]  # [B, H, T]
+        if n_future:
+            return (inputs, block[:, lookback:, -n_future:]), targets  # [B, H, Fu]
+        return inputs, targets
+
+    dataset = tf.data.Dataset.from_tensor_slices(starts)
+    if shuffle:
+        dataset = dataset.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
