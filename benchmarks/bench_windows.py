@@ -1,6 +1,6 @@
 """Windowing benchmark: forecast.data.make_dataset vs keras.utils.timeseries_dataset_from_array.
 
-1,000,000 rows x 8 float32 columns (32 MB), lookback 336, horizon 96, batch 256. For each
+1,000,000 rows x 8 float32 columns (32 MB), lookback 336, horizon 96, batch 128. For each
 method: windows per second over one pass and the peak extra resident memory (RSS sampled every
 2 ms by a background thread, minus the RSS just before the method starts). Keras's function can
 only cut one-step targets (keras-team/keras#18389); ours yields the full 96-step targets. Keras
@@ -25,7 +25,7 @@ import psutil  # noqa: E402
 
 from forecast.data import WindowSpec, make_dataset  # noqa: E402
 
-ROWS, COLUMNS, LOOKBACK, HORIZON, BATCH = 1_000_000, 8, 336, 96, 256
+ROWS, COLUMNS, LOOKBACK, HORIZON, BATCH = 1_000_000, 8, 336, 96, 128
 KERAS_BATCHES = 200
 
 

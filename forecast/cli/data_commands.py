@@ -11,7 +11,7 @@ from rich.table import Table
 from forecast.data import WindowSpec, load_csv
 from forecast.quickstart import BUNDLED_ETTH1, run_quickstart
 
-_console = Console(highlight=False)
+_console = Console(highlight=False, soft_wrap=True)
 
 
 def inspect(

@@ -190,7 +190,7 @@ class Scaler:
     def _apply(self, frame, inverse):
         self._require_fitted()
         self._check_columns(frame)
-        values = frame[self.columns].to_numpy(dtype=np.float64)
+        values = frame[self.columns].to_numpy(dtype=np.float64, copy=True)
         if isinstance(frame.index, pd.MultiIndex):
             positions = frame.groupby(level=0, sort=False).indices
         else:
