@@ -118,10 +118,12 @@ def infer_offset(times: pd.DatetimeIndex):
     if whole is not None:
         return whole
     candidates: Counter = Counter()
-    if len(times) > _WINDOW:
-        starts = np.unique(np.linspace(0, len(times) - _WINDOW, _MAX_WINDOWS).astype(int))
+    for window in (_WINDOW, 3):
+        if len(times) <= window or candidates:
+            continue
+        starts = np.unique(np.linspace(0, len(times) - window, _MAX_WINDOWS).astype(int))
         for start in starts:
-            found = _infer(times[start : start + _WINDOW])
+            found = _infer(times[start : start + window])
             if found is not None:
                 candidates[found.freqstr] += 1
     diffs = np.diff(times.asi8)

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from forecast.errors import ConfigError, DataError
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "nat", "-nan"})
 _TIME_NAMES = frozenset({"date", "time", "timestamp", "datetime", "ds"})
-_TZ_SUFFIX = re.compile(r"(z|utc|gmt|[+-]\d{2}(:?\d{2})?)$", re.IGNORECASE)
+_TZ_SUFFIX = re.compile(
+    r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:z|utc|gmt|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE
+)
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+$|^[+-]?\d+$")
 _SAMPLE = 50  # cells looked at when guessing what a column holds
 _LOW, _HIGH = pd.Timestamp.min.as_unit("ns"), pd.Timestamp.max.as_unit("ns")
@@ -54,11 +57,10 @@ def quote_list(names, limit: int = 20) -> str:
 def _strings(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Stripped cell strings and a mask of missing cells (empty, NA tokens, None, NaN)."""
     raw = values.to_numpy(dtype=object)
-    missing = pd.isna(raw)
-    text = np.array(["" if m else str(v).strip() for v, m in zip(raw, missing, strict=True)],
-                    dtype=object)
-    missing = missing | np.array([t.lower() in MISSING_TOKENS for t in text], dtype=bool)
-    return text, missing
+    missing = np.asarray(pd.isna(raw), dtype=bool)
+    text = np.char.strip(np.where(missing, "", raw).astype(str))
+    missing = missing | np.isin(np.char.lower(text), list(MISSING_TOKENS))
+    return text.astype(object), missing
 
 
 def _is_text(values: pd.Series) -> bool:
@@ -76,6 +78,12 @@ def _parse_numbers(text: np.ndarray, decimal_comma: bool) -> np.ndarray:
     return parsed.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _all_numbers(values: pd.Series) -> np.ndarray | None:
+    """Fast path: the column as float64 when every cell parses as a number, else None."""
+    numbers = _parse_numbers(values.to_numpy(dtype=object), False)
+    return None if np.isnan(numbers).any() else numbers
+
+
 def _uses_decimal_comma(text: np.ndarray, missing: np.ndarray, delimiter: str) -> bool:
     present = text[~missing]
     return (delimiter != "," and present.size > 0 and any("," in t for t in present)
@@ -90,12 +98,14 @@ def looks_numeric(values: pd.Series, delimiter: str = ",") -> bool:
         return True
     if not _is_text(values):
         return False
+    if _all_numbers(values) is not None:
+        return True
     text, missing = _strings(values)
     present = ~missing
     if not present.any():
         return False
     numbers = _parse_numbers(text[present], _uses_decimal_comma(text, missing, delimiter))
-    return np.isfinite(numbers).sum() + np.isinf(numbers).sum() > 0.5 * present.sum()
+    return np.isfinite(numbers).sum() + np.isinf(numbers).sum() >= 0.5 * present.sum()
 
 
 def coerce_numeric(values: pd.Series, name, rows: Rows, labels: np.ndarray,
@@ -113,6 +123,8 @@ def coerce_numeric(values: pd.Series, name, rows: Rows, labels: np.ndarray,
             f"column {name!r} holds {values.dtype} values, not numbers. Pass it as time_col= "
             f"or leave it out of targets= and covariates=."
         )
+    elif (fast := _all_numbers(values)) is not None:
+        numbers = fast
     else:
         text, missing = _strings(values)
         numbers = np.full(len(text), np.nan)
@@ -126,7 +138,7 @@ def coerce_numeric(values: pd.Series, name, rows: Rows, labels: np.ndarray,
                 f"({rows.convention}) holds {text[first]!r}"
                 + (f", and {bad.size - 1} more cell(s) are not numbers" if bad.size > 1 else "")
                 + ". Fix or remove those cells (empty cells count as missing values), or leave "
-                f"the column out of targets= and covariates=."
+                "the column out of targets= and covariates=."
             )
     infinite = np.flatnonzero(np.isinf(numbers))
     if infinite.size:
@@ -159,8 +171,10 @@ def _values_are_times(values: pd.Series) -> bool:
     sample = text[~missing][:_SAMPLE]
     if sample.size == 0 or np.isfinite(_parse_numbers(sample, False)).any():
         return False
-    parsed = _to_datetime(pd.Series(sample, dtype=object), utc=True)
-    return parsed.notna().mean() >= 0.8
+    sample = pd.Series(sample, dtype=object)
+    if _to_datetime(sample, utc=True).notna().mean() >= 0.8:
+        return True
+    return _to_datetime(sample, utc=True, fmt="mixed").notna().mean() >= 0.8
 
 
 def time_candidates(frame: pd.DataFrame) -> list:
@@ -199,8 +213,7 @@ def _to_datetime(text: pd.Series, *, utc: bool, fmt: str = "ISO8601") -> pd.Seri
             raise
 
 
-def _parse_text_times(text: np.ndarray, name, rows: Rows, labels: np.ndarray) -> pd.Series:
-    series = pd.Series(text, dtype=object)
+def _check_same_awareness(text: np.ndarray, name, rows: Rows, labels: np.ndarray) -> None:
     aware = np.array([bool(_TZ_SUFFIX.search(t)) for t in text], dtype=bool)
     if aware.any() and not aware.all():
         naive_at, aware_at = np.flatnonzero(~aware)[0], np.flatnonzero(aware)[0]
@@ -210,30 +223,53 @@ def _parse_text_times(text: np.ndarray, name, rows: Rows, labels: np.ndarray) ->
             f"{text[naive_at]!r}) ({rows.convention}). Write every timestamp with its UTC offset, "
             f"or none."
         )
+
+
+def _parse_with(series: pd.Series, fmt: str) -> pd.Series:
+    try:
+        return _to_datetime(series, utc=False, fmt=fmt)
+    except (ValueError, TypeError, OverflowError):
+        return _to_datetime(series, utc=True, fmt=fmt)  # mixed UTC offsets: converted to UTC
+
+
+def _parse_other_layouts(series: pd.Series) -> pd.Series:
+    """Non-ISO timestamps: one layout guessed from the first cell (month first, else day
+    first, whichever parses every cell), else each cell on its own (``format="mixed"``)."""
+    for dayfirst in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fmt = guess_datetime_format(series.iloc[0], dayfirst=dayfirst)
+        if fmt:
+            parsed = _parse_with(series, fmt)
+            if parsed.notna().all():
+                return parsed
+    return _parse_with(series, "mixed")
+
+
+def _parse_text_times(text: np.ndarray, name, rows: Rows, labels: np.ndarray) -> pd.Series:
+    series = pd.Series(text, dtype=object)
     try:
         parsed = _to_datetime(series, utc=False)
     except (ValueError, TypeError, OverflowError):
+        _check_same_awareness(text, name, rows, labels)
         parsed = _to_datetime(series, utc=True)  # mixed UTC offsets: converted to UTC
     failed = parsed.isna().to_numpy()
-    if failed.any():
-        numeric = np.isfinite(_parse_numbers(text[failed], False))
-        if not numeric.any():
-            retry_fmt = "mixed"
-            try:
-                retry = _to_datetime(series[failed], utc=False, fmt=retry_fmt)
-            except (ValueError, TypeError, OverflowError):
-                retry = _to_datetime(series[failed], utc=True, fmt=retry_fmt)
-            if retry.notna().all() and str(retry.dtype) == str(parsed.dtype):
-                parsed = parsed.copy()
-                parsed[failed] = retry.to_numpy()
+    if failed.any() and not np.isfinite(_parse_numbers(text[failed], False)).any():
+        retry = _parse_other_layouts(series[failed])
+        if failed.all():
+            parsed = retry
+        elif retry.notna().all() and getattr(retry.dt, "tz", None) == parsed.dt.tz:
+            parsed = parsed.dt.as_unit("ns").copy()
+            parsed[failed] = retry.dt.as_unit("ns").to_numpy()
     return parsed
 
 
 def parse_times(values: pd.Series, name, rows: Rows, labels: np.ndarray) -> pd.DatetimeIndex:
     """Parses the time column into a nanosecond DatetimeIndex, keeping its time zone.
 
-    ISO 8601 text is parsed strictly; other layouts by pandas' ``format="mixed"`` (month first
-    when ambiguous). Mixed UTC offsets (e.g. across daylight saving) are converted to UTC.
+    ISO 8601 text is parsed strictly; other layouts with one format guessed from the first
+    cell (month first when that parses every cell, else day first), else cell by cell. Mixed
+    UTC offsets (e.g. across daylight saving) are converted to UTC.
 
     Raises:
         DataError: a cell is empty, is a number, or does not parse as a timestamp.
@@ -245,14 +281,16 @@ def parse_times(values: pd.Series, name, rows: Rows, labels: np.ndarray) -> pd.D
         missing = parsed.isna().to_numpy()
     else:
         text, missing = _strings(values)
-        if missing.any():
-            first = np.flatnonzero(missing)[0]
-            raise rows.error(
-                f"the time column {name!r} is empty on {rows.at(labels[first])} "
-                f"({rows.convention})" + (f" and {missing.sum() - 1} more" if missing.sum() > 1
-                                          else "")
-                + ". Every row needs a timestamp: fill it in or remove the row."
-            )
+        parsed = None
+    if missing.any():
+        first = np.flatnonzero(missing)[0]
+        raise rows.error(
+            f"the time column {name!r} is empty on {rows.at(labels[first])} "
+            f"({rows.convention})" + (f" and {missing.sum() - 1} more" if missing.sum() > 1
+                                      else "")
+            + ". Every row needs a timestamp: fill it in or remove the row."
+        )
+    if parsed is None:
         parsed = _parse_text_times(text, name, rows, labels)
     bad = np.flatnonzero(parsed.isna().to_numpy() | missing)
     if bad.size:
@@ -264,7 +302,7 @@ def parse_times(values: pd.Series, name, rows: Rows, labels: np.ndarray) -> pd.D
             f"({rows.convention}), which {what}"
             + (f"; {bad.size - 1} more cell(s) do not parse either" if bad.size > 1 else "")
             + ". Write timestamps like '2016-07-01 00:00:00' (ISO 8601), or pass time_col= to "
-            f"choose another column."
+            "choose another column."
         )
     return _as_ns(pd.DatetimeIndex(parsed), text, name, rows, labels)
 
