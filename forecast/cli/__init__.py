@@ -13,7 +13,7 @@ import click
 import typer
 from rich.console import Console
 
-from forecast.cli import data_commands
+from forecast.cli import data_commands, model_commands
 from forecast.errors import ForecastError
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ def _root(
 
 
 data_commands.register(app)
+model_commands.register(app)
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 

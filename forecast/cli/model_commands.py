@@ -1,0 +1,200 @@
+"""Model commands: `forecast train`, `forecast evaluate`, `forecast backtest`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from forecast.errors import ConfigError
+
+_console = Console(highlight=False, soft_wrap=True)
+
+_METRICS = ("mae", "rmse", "mape", "smape", "mase")
+
+
+def _model_settings(setup, cell, units, layers, dropout, instance_norm, linear_skip, quantile):
+    model = {"cell": cell, "units": units, "layers": layers, "dropout": dropout,
+             "instance_norm": instance_norm, "linear_skip": linear_skip}
+    if quantile:
+        model["quantiles"] = tuple(sorted(quantile))
+    return setup, model
+
+
+def _config(horizon, lookback, setup, model, epochs, batch_size, seed, verbose):
+    from forecast.forecaster import parse_config
+
+    return parse_config({
+        "horizon": horizon, "lookback": lookback, "setup": setup, "model": model,
+        "batch_size": batch_size,
+        "train": {"epochs": epochs, "seed": seed, "verbose": verbose},
+    })
+
+
+def _default_horizon(frame) -> int:
+    from forecast.models.baselines import season_for_freq
+
+    return season_for_freq(frame.attrs.get("freq"), default=24)
+
+
+def _metrics_table(title: str, metrics: dict) -> Table:
+    table = Table(title=title)
+    table.add_column("forecaster")
+    for name in _METRICS:
+        table.add_column(name, justify="right")
+    rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
+    for name, values in rows:
+        table.add_row(name, *(f"{values[m]:.4f}" if m in values else "-" for m in _METRICS))
+    return table
+
+
+@contextlib.contextmanager
+def _quiet_stdout(enabled: bool):
+    """With --json, anything else written to stdout (Keras, TensorFlow) goes to stderr."""
+    if not enabled:
+        yield
+        return
+    saved = os.dup(1)
+    try:
+        sys.stdout.flush()
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+_OPT_TIME = typer.Option(None, "--time-col", help="Timestamp column (auto-detected).")
+_OPT_TARGET = typer.Option(None, "--target", help="Target column; repeat for several.")
+_OPT_COV = typer.Option(None, "--covariate", help="Past covariate column; repeatable.")
+_OPT_FREQ = typer.Option(None, "--freq", help="Sampling frequency (inferred when left out).")
+
+
+def train(
+    csv: Path = typer.Argument(..., help="CSV file with a time column and numeric columns."),
+    time_col: str = _OPT_TIME,
+    target: list[str] = _OPT_TARGET,
+    covariate: list[str] = _OPT_COV,
+    freq: str = _OPT_FREQ,
+    horizon: int = typer.Option(None, "--horizon", help="Steps to forecast (default: a season)."),
+    lookback: int = typer.Option(None, "--lookback", help="Steps read (default from the data)."),
+    setup: str = typer.Option("many_to_one", "--setup",
+                              help="many_to_one, one_to_many, seq2seq or synced."),
+    cell: str = typer.Option("lstm", "--cell", help="lstm, peephole or gru."),
+    units: int = typer.Option(64, "--units", help="Units of each recurrent layer."),
+    layers: int = typer.Option(1, "--layers", help="Stacked recurrent layers."),
+    dropout: float = typer.Option(0.0, "--dropout", help="Dropout after each recurrent layer."),
+    instance_norm: str = typer.Option("revin", "--instance-norm", help="none, revin or last."),
+    linear_skip: bool = typer.Option(True, "--linear-skip/--no-linear-skip",
+                                     help="Linear shortcut from the lookback to the horizon."),
+    quantile: list[float] = typer.Option(None, "--quantile", help="Quantile level; repeatable."),
+    epochs: int = typer.Option(20, "--epochs", help="Most epochs (early stopping on val)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Windows per batch."),
+    seed: int = typer.Option(42, "--seed", help="Random seed."),
+    val: float = typer.Option(0.1, "--val", help="Validation fraction (chronological)."),
+    test: float = typer.Option(0.2, "--test", help="Test fraction (chronological)."),
+    save: Path = typer.Option(None, "--save", help="Folder to save the trained forecaster."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
+) -> None:
+    """Train a forecaster and print its test metrics beside the baselines."""
+    from forecast.workflow import load_for_training, train_and_evaluate
+
+    frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
+                              freq=freq)
+    horizon = horizon or _default_horizon(frame)
+    setup, model = _model_settings(setup, cell, units, layers, dropout, instance_norm,
+                                   linear_skip, quantile)
+    config = _config(horizon, lookback, setup, model, epochs, batch_size, seed,
+                     verbose=0 if as_json else 2)
+    with _quiet_stdout(as_json):
+        report = train_and_evaluate(frame, config, val=val, test=test, save_to=save)
+    result = report.to_dict()
+    if save is not None:
+        result["saved_to"] = str(save)
+    if as_json:
+        print(json.dumps(result))
+        return
+    _console.print(_metrics_table(
+        f"{csv.name}: test part, {result['sizes']['test_windows']} windows, original units",
+        result))
+    training = result["training"]
+    _console.print(f"trained {training['epochs_run']} epochs in {training['seconds']} s "
+                   f"(best epoch {training['best_epoch']}, kernel {training['kernel']})"
+                   + (f"; saved to {save}" if save else ""))
+
+
+def evaluate(
+    model: Path = typer.Option(..., "--model", help="Folder of a saved forecaster."),
+    csv: Path = typer.Option(..., "--csv", help="CSV with the same columns as in training."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
+) -> None:
+    """Evaluate a saved forecaster on every window of a CSV, beside its baselines."""
+    from forecast.data import load_csv
+    from forecast.forecaster import Forecaster
+    from forecast.workflow import evaluate_forecaster
+
+    forecaster = Forecaster.load(model)
+    spec = forecaster.spec
+    frame = load_csv(csv, targets=list(spec.targets), covariates=list(spec.past_covariates) or None,
+                     freq=forecaster.freq, min_rows=spec.min_rows,
+                     min_rows_reason=f"lookback {spec.lookback} + horizon {spec.horizon}")
+    with _quiet_stdout(as_json):
+        metrics = evaluate_forecaster(forecaster, frame)
+    if as_json:
+        print(json.dumps({k: metrics[k] for k in ("model", "baselines", "per_step", "scaled")}))
+        return
+    _console.print(_metrics_table(f"{csv.name}: {spec.n_windows(frame)} windows", metrics))
+
+
+def backtest(
+    csv: Path = typer.Argument(..., help="CSV file."),
+    time_col: str = _OPT_TIME,
+    target: list[str] = _OPT_TARGET,
+    covariate: list[str] = _OPT_COV,
+    freq: str = _OPT_FREQ,
+    horizon: int = typer.Option(None, "--horizon", help="Steps to forecast."),
+    lookback: int = typer.Option(None, "--lookback", help="Steps read."),
+    setup: str = typer.Option("many_to_one", "--setup", help="The model setup."),
+    cell: str = typer.Option("lstm", "--cell", help="lstm, peephole or gru."),
+    units: int = typer.Option(32, "--units", help="Units of each recurrent layer."),
+    epochs: int = typer.Option(10, "--epochs", help="Most epochs per fold."),
+    folds: int = typer.Option(3, "--folds", help="Rolling-origin folds."),
+    fold_size: int = typer.Option(None, "--fold-size", help="Test rows per fold."),
+    mode: str = typer.Option("expanding", "--mode", help="expanding or sliding."),
+    seed: int = typer.Option(42, "--seed", help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
+) -> None:
+    """Rolling-origin backtest of a forecaster and the baselines on the same folds."""
+    from forecast.workflow import load_for_training, run_backtest
+
+    if mode not in ("expanding", "sliding"):
+        raise ConfigError(f"--mode must be expanding or sliding. Received: {mode!r}.")
+    frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
+                              freq=freq)
+    horizon = horizon or _default_horizon(frame)
+    setup, model = _model_settings(setup, cell, units, 1, 0.0, "revin", True, None)
+    config = _config(horizon, lookback, setup, model, epochs, 32, seed, verbose=0)
+    with _quiet_stdout(as_json):
+        report = run_backtest(frame, config, folds=folds, fold_size=fold_size, mode=mode)
+    if as_json:
+        print(json.dumps(report))
+        return
+    _console.print(_metrics_table(f"{csv.name}: mean over {folds} folds ({mode})", report))
+    for k, fold in enumerate(report["folds"]):
+        _console.print(f"fold {k}: fit {fold['fit_start']} .. {fold['fit_end']}, "
+                       f"forecast {fold['origin']} -> {fold['test_end']}, "
+                       f"model MAE {fold['model']['mae']:.4f}")
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the model commands to the root app."""
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("backtest")(backtest)

@@ -1,0 +1,361 @@
+"""Rolling-origin backtests: refit and forecast over several folds, scalers refitted per fold.
+
+Layout. Folds are laid out from the end of the series backwards: the last fold tests the last
+``fold_size`` rows, the one before it the ``fold_size`` rows before those, and so on; test ranges
+never overlap. Fold ``k`` (0 = oldest) forecasts rows ``[s_k, s_k + fold_size)``; its estimator
+is fitted on rows before ``s_k`` only:
+
+* ``mode="expanding"``: every row before ``s_k``;
+* ``mode="sliding"``: the ``train_size`` rows before ``s_k`` (default: as many as the oldest fold
+  has, so that every fold trains on the same number of rows).
+
+The last ``val_fraction`` of those rows (at least ``spec.horizon``; else no validation part) are
+passed as the validation frame, with ``lookback`` rows of context before them. The test frame
+carries ``lookback`` rows of context before ``s_k`` and yields every window whose targets lie in
+the fold's test range (``fold_size - horizon + 1`` windows at stride 1).
+
+Metrics are ``compute_metrics`` per fold in original units; MASE is scaled by the seasonal naive
+error on the fold's training rows (its validation part excluded).
+
+``fold_size`` defaults to ``max(spec.horizon, rows // 10)``: about 10% of the series per fold,
+at least one horizon.
+
+The estimator protocol (duck-typed; ``BaselineEstimator`` implements it for the baselines):
+
+* ``factory() -> estimator``: a fresh, unfitted estimator for each fold.
+* ``estimator.fit(train_frame, val_frame) -> estimator``: frames in ORIGINAL units (a slice of
+  the input frame, ``val_frame`` may be None). The estimator fits its own scaler (and any other
+  statistic) on ``train_frame`` only.
+* ``estimator.predict_windows(frame) -> (y_true, y_pred)``: over all windows of ``frame`` (which
+  starts with ``lookback`` rows of context), actuals (windows, horizon, targets) and forecasts
+  (windows, horizon, targets) or (windows, horizon, targets, quantiles), in original units.
+* optional ``estimator.quantiles``: the quantile levels of a quantile forecast.
+
+Example:
+    >>> result = backtest(frame, spec, lambda: BaselineEstimator("naive", spec), folds=3)
+    >>> result.mean["mae"], [f.test_start for f in result.folds]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecast.data.scaling import Scaler
+from forecast.data.windows import WindowSpec, make_dataset
+from forecast.errors import ConfigError, DataError
+from forecast.evaluation.metrics import compute_metrics
+from forecast.models.baselines import make_baseline, season_for_freq
+
+
+class BaselineEstimator:
+    """A baseline behind the backtest protocol: scaler on train, windows, forecast, inverse.
+
+    Args:
+        name: ``"naive"``, ``"seasonal_naive"`` or ``"linear"``.
+        spec: the window shape.
+        scaler_kind: the ``Scaler`` kind fitted on each training frame.
+        batch_size: windows per batch when windowing.
+        **kwargs: the baseline's own arguments (``season``, ``alpha``, ...).
+
+    Attributes (after fit):
+        scaler: the fitted ``Scaler`` (over ``spec.input_columns``).
+        model: the fitted baseline.
+    """
+
+    def __init__(self, name: str, spec: WindowSpec, scaler_kind: str = "standard",
+                 batch_size: int = 256, **kwargs):
+        self.name = name
+        self.spec = spec
+        self.scaler_kind = scaler_kind
+        self.batch_size = batch_size
+        self.kwargs = kwargs
+        self.model = make_baseline(name, **kwargs)
+        self.scaler: Scaler | None = None
+        self.quantiles = None
+
+    def fit(self, train_frame: pd.DataFrame, val_frame: pd.DataFrame | None = None):
+        """Fits the scaler and the baseline on ``train_frame`` (``val_frame`` is not needed)."""
+        self.scaler = Scaler(self.scaler_kind, columns=self.spec.input_columns).fit(train_frame)
+        scaled = self.scaler.transform(train_frame)
+        dataset = make_dataset(scaled, self.spec, batch_size=self.batch_size)
+        extra = {}
+        if self.name == "seasonal_naive" and train_frame.attrs.get("freq") is not None:
+            extra["freq"] = train_frame.attrs["freq"]
+        self.model.fit(dataset, self.spec, **extra)
+        return self
+
+    def predict_windows(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Actuals and forecasts, both (windows, horizon, targets) in original units."""
+        if self.scaler is None:
+            raise ConfigError("BaselineEstimator: call fit(train_frame, val_frame) first.")
+        spec = self.spec
+        dataset = make_dataset(self.scaler.transform(frame), spec, batch_size=self.batch_size)
+        y_pred = self.scaler.inverse_transform(self.model.predict(dataset),
+                                               columns=list(spec.targets))
+        return window_targets(frame, spec), y_pred
+
+
+def window_targets(frame: pd.DataFrame, spec: WindowSpec) -> np.ndarray:
+    """The actual targets of every window of ``frame``: (windows, horizon, targets).
+
+    Only the targets are gathered (the size of the forecasts themselves).
+    """
+    values = frame[list(spec.targets)].to_numpy(dtype=np.float64)
+    starts = spec.window_starts(frame)
+    rows = starts[:, None] + spec.lookback + np.arange(spec.horizon)  # [N, H]
+    return values[rows]  # [N, H, T]
+
+
+@dataclass
+class Fold:
+    """One fold of a backtest.
+
+    Row positions are into the backtested frame; timestamps are its index values.
+
+    Attributes:
+        index: 0 for the oldest fold.
+        fit_start, fit_end: first and last row the estimator was fitted on (val part included).
+        val_start: first validation row (None without a validation part).
+        origin: the last observed row before the first forecast (== fit_end).
+        test_start, test_end: first and last forecast row.
+        rows: the same as row positions, ``{"fit": (a, b), "val": (c, b) | None,
+            "test": (d, e)}``, ends exclusive.
+        n_windows: the forecast windows in the fold.
+        metrics: ``compute_metrics`` of the fold.
+        estimator: the fitted estimator (kept for inspection).
+    """
+
+    index: int
+    fit_start: Any
+    fit_end: Any
+    val_start: Any
+    origin: Any
+    test_start: Any
+    test_end: Any
+    rows: dict
+    n_windows: int
+    metrics: dict
+    estimator: Any = field(repr=False, default=None)
+
+
+@dataclass
+class BacktestResult:
+    """The folds (oldest first), their mean metrics, and the settings used."""
+
+    folds: list[Fold]
+    mean: dict
+    settings: dict
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per fold: ranges and the scalar metrics."""
+        rows = []
+        for fold in self.folds:
+            row = {
+                "fold": fold.index,
+                "fit_start": fold.fit_start,
+                "fit_end": fold.fit_end,
+                "test_start": fold.test_start,
+                "test_end": fold.test_end,
+                "n_windows": fold.n_windows,
+            }
+            row.update({k: v for k, v in fold.metrics.items() if k != "per_step"})
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("fold")
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ConfigError(f"`{name}` must be a positive integer. Received: {name}={value!r}.")
+    return int(value)
+
+
+def _min_fit_rows(spec: WindowSpec, val_fraction: float) -> int:
+    """The fewest rows whose training part (after the val part) holds one window."""
+    rows = spec.min_rows
+    while rows - _val_rows(rows, val_fraction, spec) < spec.min_rows:
+        rows += 1
+    return rows
+
+
+def _val_rows(n_fit: int, val_fraction: float, spec: WindowSpec) -> int:
+    n_val = int(round(n_fit * val_fraction))
+    return n_val if n_val >= spec.horizon else 0
+
+
+def _mean_metrics(metrics: Sequence[dict]) -> dict:
+    mean: dict = {}
+    for key, value in metrics[0].items():
+        if key == "per_step":
+            mean["per_step"] = {
+                name: np.mean([m["per_step"][name] for m in metrics], axis=0).tolist()
+                for name in value
+            }
+        elif isinstance(value, int | float):
+            mean[key] = float(np.mean([m[key] for m in metrics]))
+    return mean
+
+
+def backtest(
+    frame: pd.DataFrame,
+    spec: WindowSpec,
+    factory: Callable[[], Any],
+    *,
+    folds: int = 3,
+    fold_size: int | None = None,
+    mode: str = "expanding",
+    train_size: int | None = None,
+    val_fraction: float = 0.1,
+    season: int | None = None,
+    quantiles: Sequence[float] | None = None,
+    metrics: Sequence[str] | None = None,
+) -> BacktestResult:
+    """Rolling-origin evaluation of an estimator (see the module docstring for the layout).
+
+    Args:
+        frame: one series in ORIGINAL units, indexed by time (``load_csv`` output).
+        spec: the window shape; test windows use ``spec.stride``.
+        factory: returns a fresh estimator implementing the protocol.
+        folds: the number of folds (>= 1).
+        fold_size: test rows per fold (>= ``spec.horizon``); default
+            ``max(spec.horizon, rows // 10)``.
+        mode: ``"expanding"`` or ``"sliding"`` training window.
+        train_size: rows per training window in sliding mode (val part included); default the
+            rows the oldest fold has.
+        val_fraction: the share of each fold's fit rows passed as validation (0 for none).
+        season: MASE's seasonal lag; default from ``frame.attrs["freq"]`` (``season_for_freq``),
+            1 when the frequency is unknown.
+        quantiles: quantile levels, when the estimator returns quantile forecasts (default:
+            the estimator's ``quantiles`` attribute).
+        metrics: keep only these scalar metrics (default: all of ``compute_metrics``).
+
+    Returns:
+        A ``BacktestResult``: ``folds`` (oldest first) with their ranges and metrics, and
+        ``mean`` (the mean of each metric over folds, per-step arrays included).
+
+    Raises:
+        ConfigError: invalid settings (folds < 1, fold_size < horizon, unknown mode, ...).
+        DataError: too few rows for the folds (says how many are needed), or a long-format frame.
+    """
+    folds = _positive_int(folds, "folds")
+    if mode not in ("expanding", "sliding"):
+        raise ConfigError(f'`mode` must be "expanding" or "sliding". Received: mode={mode!r}.')
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(
+            f"`val_fraction` must be in [0, 1). Received: val_fraction={val_fraction!r}."
+        )
+    if isinstance(frame.index, pd.MultiIndex):
+        raise DataError(
+            "backtest runs on one series at a time; select one series of the long-format frame "
+            "(frame.xs(series_id, level=0))."
+        )
+    source = frame.attrs.get("source", "<frame>")
+    n = len(frame)
+    if fold_size is None:
+        fold_size = max(spec.horizon, n // 10)
+    fold_size = _positive_int(fold_size, "fold_size")
+    if fold_size < spec.horizon:
+        raise ConfigError(
+            f"`fold_size` ({fold_size}) must be at least the horizon ({spec.horizon}) so that a "
+            "fold holds one forecast window."
+        )
+    min_fit = _min_fit_rows(spec, val_fraction)
+    if train_size is not None:
+        train_size = _positive_int(train_size, "train_size")
+        if mode != "sliding":
+            raise ConfigError('`train_size` applies to mode="sliding" only.')
+        if train_size < min_fit:
+            raise ConfigError(
+                f"`train_size` {train_size} is too small: a fold's fit part needs at least "
+                f"{min_fit} rows (lookback {spec.lookback} + horizon {spec.horizon}, plus the "
+                f"validation share {val_fraction})."
+            )
+    needed = folds * fold_size + (train_size if train_size is not None else min_fit)
+    if n < needed:
+        raise DataError(
+            f"{source}: {n} rows are too few for {folds} folds of {fold_size} test rows: the "
+            f"backtest needs at least {needed} rows ({folds} x {fold_size} + "
+            f"{needed - folds * fold_size} to fit the oldest fold). Use fewer folds, a smaller "
+            "fold_size or more data."
+        )
+    if season is None:
+        season = season_for_freq(frame.attrs.get("freq"), default=1)
+    first_test = n - folds * fold_size
+    if mode == "sliding" and train_size is None:
+        train_size = first_test
+    spec.check_frame(frame)  # columns present and finite, before any fold runs
+    levels = quantiles
+
+    results: list[Fold] = []
+    index = frame.index
+    for k in range(folds):
+        test_start = first_test + k * fold_size
+        test_end = test_start + fold_size  # exclusive
+        fit_start = 0 if mode == "expanding" else test_start - train_size
+        n_val = _val_rows(test_start - fit_start, val_fraction, spec)
+        train_end = test_start - n_val
+        train_frame = frame.iloc[fit_start:train_end]
+        val_frame = frame.iloc[train_end - spec.lookback : test_start] if n_val else None
+        test_frame = frame.iloc[test_start - spec.lookback : test_end]
+
+        estimator = factory()
+        estimator = estimator.fit(train_frame, val_frame) or estimator
+        y_true, y_pred = estimator.predict_windows(test_frame)
+        if levels is None:
+            levels = getattr(estimator, "quantiles", None)
+        fold_metrics = compute_metrics(
+            y_true,
+            y_pred,
+            insample=train_frame[list(spec.targets)].to_numpy(dtype=np.float64),
+            season=season,
+            quantiles=levels if np.ndim(y_pred) == 4 else None,
+        )
+        if metrics is not None:
+            fold_metrics = _select(fold_metrics, metrics)
+        results.append(
+            Fold(
+                index=k,
+                fit_start=index[fit_start],
+                fit_end=index[test_start - 1],
+                val_start=index[train_end] if n_val else None,
+                origin=index[test_start - 1],
+                test_start=index[test_start],
+                test_end=index[test_end - 1],
+                rows={
+                    "fit": (fit_start, test_start),
+                    "val": (train_end, test_start) if n_val else None,
+                    "test": (test_start, test_end),
+                },
+                n_windows=int(len(y_true)),
+                metrics=fold_metrics,
+                estimator=estimator,
+            )
+        )
+    settings = {
+        "folds": folds,
+        "fold_size": fold_size,
+        "mode": mode,
+        "train_size": train_size,
+        "val_fraction": val_fraction,
+        "season": season,
+        "lookback": spec.lookback,
+        "horizon": spec.horizon,
+    }
+    return BacktestResult(results, _mean_metrics([f.metrics for f in results]), settings)
+
+
+def _select(fold_metrics: dict, names: Sequence[str]) -> dict:
+    unknown = [m for m in names if m not in fold_metrics]
+    if unknown:
+        available = sorted(k for k in fold_metrics if k != "per_step")
+        raise ConfigError(f"unknown metrics {unknown}; available: {available}.")
+    kept = {k: fold_metrics[k] for k in names}
+    kept["per_step"] = {k: v for k, v in fold_metrics["per_step"].items() if k in names}
+    return kept
+
+
+__all__ = ["backtest", "BacktestResult", "Fold", "BaselineEstimator", "window_targets"]

@@ -1,0 +1,354 @@
+"""Forecast accuracy metrics, in pure NumPy.
+
+Arrays follow the model's shapes: ``y_true`` is (windows, horizon, targets) and a point forecast
+has the same shape; a quantile forecast is (windows, horizon, targets, quantiles). 2-D arrays
+(windows, horizon) are read as one target. Every metric averages over all elements, or, with
+``axis``, keeps that axis (``axis=1``: one value per horizon step).
+
+Conventions:
+    * MAPE and sMAPE are percentages. MAPE skips actuals that are exactly zero (it is undefined
+      there); how many were skipped is logged and reported as ``mape_skipped``. sMAPE counts a
+      point where actual and forecast are both zero as a 0 error.
+    * MASE divides the MAE by the in-sample MAE of the seasonal naive forecast on the training
+      series (per target channel): ``mean(|x[t] - x[t - season]|)``.
+    * pinball is the mean over elements and quantiles of ``max(q e, (q - 1) e)``,
+      ``e = y - y_q``; coverage is the share of actuals inside the outermost quantiles
+      ``[q_lo, q_hi]`` (nominal ``q_hi - q_lo``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from forecast.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+POINT_METRICS = ("mae", "rmse", "mape", "smape", "mase")
+
+
+def _as_3d(y, name: str) -> np.ndarray:
+    array = np.asarray(y, dtype=np.float64)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3:
+        raise DataError(
+            f"`{name}` must be (windows, horizon, targets) or (windows, horizon). "
+            f"Received shape {array.shape}."
+        )
+    return array
+
+
+def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y_true = _as_3d(y_true, "y_true")
+    y_pred = _as_3d(y_pred, "y_pred")
+    if y_true.shape != y_pred.shape:
+        raise DataError(
+            f"`y_true` and `y_pred` must have the same shape. Received {y_true.shape} and "
+            f"{y_pred.shape}."
+        )
+    return y_true, y_pred
+
+
+def _reduce_axes(ndim: int, axis: int | None):
+    if axis is None:
+        return None
+    return tuple(a for a in range(ndim) if a != axis % ndim)
+
+
+def _mean(values: np.ndarray, axis: int | None, where=None):
+    axes = _reduce_axes(values.ndim, axis)
+    if where is None:
+        out = np.mean(values, axis=axes)
+    else:
+        count = np.sum(where, axis=axes)
+        total = np.sum(np.where(where, values, 0.0), axis=axes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return float(out) if axis is None else np.asarray(out, dtype=np.float64)
+
+
+def mae(y_true, y_pred, axis: int | None = None):
+    """Mean absolute error ``mean(|y - ŷ|)``.
+
+    Example:
+        >>> mae([[1.0, 2.0]], [[2.0, 4.0]])
+        1.5
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    return _mean(np.abs(y_true - y_pred), axis)
+
+
+def rmse(y_true, y_pred, axis: int | None = None):
+    """Root mean squared error ``sqrt(mean((y - ŷ)²))``."""
+    y_true, y_pred = _pair(y_true, y_pred)
+    return np.sqrt(_mean((y_true - y_pred) ** 2, axis))
+
+
+def mape(y_true, y_pred, axis: int | None = None, *, return_skipped: bool = False):
+    """Mean absolute percentage error, in percent, skipping zero actuals.
+
+    Args:
+        y_true, y_pred: actuals and point forecasts.
+        axis: the axis to keep (None: one number).
+        return_skipped: also return how many zero actuals were skipped.
+
+    Returns:
+        ``100 * mean(|y - ŷ| / |y|)`` over the non-zero actuals (NaN where all are zero), or
+        ``(value, skipped)`` with ``return_skipped``.
+
+    Example:
+        >>> mape([[0.0, 2.0, 4.0]], [[1.0, 1.0, 5.0]], return_skipped=True)
+        (37.5, 1)
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    keep = y_true != 0.0
+    skipped = int(np.size(keep) - np.count_nonzero(keep))
+    if skipped:
+        logger.info("MAPE skipped %d zero actual value(s) of %d.", skipped, keep.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.abs(y_true - y_pred) / np.abs(y_true)
+    value = _mean(100.0 * ratio, axis, where=keep)
+    return (value, skipped) if return_skipped else value
+
+
+def smape(y_true, y_pred, axis: int | None = None):
+    """Symmetric MAPE in percent: ``100 * mean(2 |y - ŷ| / (|y| + |ŷ|))`` (0 where both are 0).
+
+    Example:
+        >>> smape([[1.0, 0.0]], [[3.0, 0.0]])
+        50.0
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    denominator = np.abs(y_true) + np.abs(y_pred)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        terms = np.where(denominator > 0, 2.0 * np.abs(y_true - y_pred) / denominator, 0.0)
+    return _mean(100.0 * terms, axis)
+
+
+def seasonal_naive_scale(insample, season: int, n_targets: int | None = None) -> np.ndarray:
+    """The in-sample MAE of the seasonal naive forecast, per target channel.
+
+    Args:
+        insample: the training series, (rows,) or (rows, targets).
+        season: the seasonal lag (1: the naive forecast).
+        n_targets: the expected number of channels (checked when given).
+
+    Returns:
+        (targets,) array ``mean(|x[t] - x[t - season]|)`` over t.
+
+    Raises:
+        DataError: a series not longer than ``season``, or the wrong number of channels.
+    """
+    series = np.asarray(insample, dtype=np.float64)
+    if series.ndim == 1:
+        series = series[:, None]
+    if series.ndim != 2:
+        raise DataError(f"`insample` must be (rows,) or (rows, targets). Received {series.shape}.")
+    if isinstance(season, bool) or not isinstance(season, int | np.integer) or season < 1:
+        raise DataError(f"`season` must be a positive integer. Received: season={season!r}.")
+    if len(series) <= season:
+        raise DataError(
+            f"MASE needs an in-sample series longer than the season ({season}); it has "
+            f"{len(series)} rows."
+        )
+    if n_targets is not None and series.shape[1] != n_targets:
+        raise DataError(
+            f"`insample` has {series.shape[1]} channels but the forecasts have {n_targets} targets."
+        )
+    return np.mean(np.abs(series[season:] - series[:-season]), axis=0)
+
+
+def mase(y_true, y_pred, insample, season: int = 1, axis: int | None = None):
+    """Mean absolute scaled error: errors divided by the in-sample seasonal naive MAE.
+
+    Each target channel's absolute errors are divided by its own scale (see
+    ``seasonal_naive_scale``), then averaged. A channel whose scale is 0 (a constant series at
+    that lag) makes MASE undefined: NaN is returned for it and a warning logged.
+
+    Example:
+        >>> mase([[2.0]], [[4.0]], insample=[1.0, 2.0, 4.0], season=1)   # scale 1.5
+        1.3333333333333333
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    scale = seasonal_naive_scale(insample, season, y_true.shape[-1])
+    if np.any(scale == 0):
+        logger.warning("MASE is undefined: the in-sample series does not change at lag %d.", season)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = np.abs(y_true - y_pred) / np.where(scale == 0, np.nan, scale)
+    return _mean(scaled, axis)
+
+
+def _quantile_pair(y_true, q_pred, quantiles):
+    y_true = _as_3d(y_true, "y_true")
+    q_pred = np.asarray(q_pred, dtype=np.float64)
+    if q_pred.ndim == 3 and y_true.shape[-1] == 1 and q_pred.shape[:2] == y_true.shape[:2]:
+        q_pred = q_pred[:, :, None, :]
+    levels = np.asarray(list(quantiles), dtype=np.float64)
+    if q_pred.shape != (*y_true.shape, len(levels)):
+        raise DataError(
+            "quantile forecasts must be (windows, horizon, targets, quantiles) = "
+            f"{(*y_true.shape, len(levels))}. Received {q_pred.shape}."
+        )
+    return y_true, q_pred, levels
+
+
+def pinball(y_true, q_pred, quantiles: Sequence[float], axis: int | None = None):
+    """Mean pinball loss of quantile forecasts.
+
+    Args:
+        y_true: (windows, horizon, targets).
+        q_pred: (windows, horizon, targets, quantiles).
+        quantiles: the levels along the last axis.
+
+    Example:
+        >>> pinball([[[1.0]]], [[[[0.0, 0.0]]]], quantiles=[0.1, 0.9])   # (0.1 + 0.9) / 2
+        0.5
+    """
+    y_true, q_pred, levels = _quantile_pair(y_true, q_pred, quantiles)
+    error = y_true[..., None] - q_pred  # [N, H, T, Q]
+    loss = np.maximum(levels * error, (levels - 1.0) * error).mean(axis=-1)  # [N, H, T]
+    return _mean(loss, axis)
+
+
+def coverage(y_true, q_pred, quantiles: Sequence[float], axis: int | None = None,
+             lower: float | None = None, upper: float | None = None):
+    """Share of actuals inside the interval between two quantiles (both ends included).
+
+    Args:
+        lower, upper: the quantile levels of the interval (default: the lowest and highest).
+
+    Example:
+        >>> coverage([[[1.0], [5.0]]], [[[[0.0, 2.0]], [[0.0, 2.0]]]], [0.1, 0.9])
+        0.5
+    """
+    y_true, q_pred, levels = _quantile_pair(y_true, q_pred, quantiles)
+    lo = 0 if lower is None else _level_index(levels, lower)
+    hi = len(levels) - 1 if upper is None else _level_index(levels, upper)
+    inside = (y_true >= q_pred[..., lo]) & (y_true <= q_pred[..., hi])
+    return _mean(inside.astype(np.float64), axis)
+
+
+def _level_index(levels: np.ndarray, level: float) -> int:
+    matches = np.flatnonzero(np.isclose(levels, level))
+    if not len(matches):
+        raise DataError(f"quantile level {level} is not among {levels.tolist()}.")
+    return int(matches[0])
+
+
+def median_index(quantiles: Sequence[float]) -> int:
+    """Position of the quantile used as the point forecast: 0.5, else the one nearest to it."""
+    levels = np.asarray(list(quantiles), dtype=np.float64)
+    return int(np.argmin(np.abs(levels - 0.5)))
+
+
+def compute_metrics(y_true, y_pred, *, insample=None, season: int = 1,
+                    quantiles: Sequence[float] | None = None) -> dict:
+    """All metrics, overall and per horizon step.
+
+    Args:
+        y_true: actuals (windows, horizon, targets).
+        y_pred: point forecasts of the same shape, or quantile forecasts
+            (windows, horizon, targets, quantiles) with ``quantiles`` given; the point metrics
+            then use the median quantile (0.5, or the level nearest to it).
+        insample: the training series (rows, targets) for MASE; None leaves MASE out.
+        season: MASE's seasonal lag.
+        quantiles: the quantile levels of ``y_pred``'s last axis.
+
+    Returns:
+        ``{"mae", "rmse", "mape", "smape", ["mase"], ["pinball", "coverage",
+        "coverage_nominal"], "mape_skipped", "n_windows", "per_step": {name: [horizon floats]}}``.
+
+    Raises:
+        DataError: shapes that do not match.
+
+    Example:
+        >>> m = compute_metrics(y, yhat, insample=train_values, season=24)
+        >>> m["mae"], len(m["per_step"]["mae"])
+        (0.41, 24)
+    """
+    y_true = _as_3d(y_true, "y_true")
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    q_pred = None
+    if quantiles is not None:
+        y_true, q_pred, levels = _quantile_pair(y_true, y_pred, quantiles)
+        point = q_pred[..., median_index(levels)]
+    else:
+        if y_pred.ndim == y_true.ndim + 1:
+            raise DataError(
+                "`y_pred` has a quantile axis: pass the quantile levels with quantiles=[...]."
+            )
+        point = y_pred
+    y_true, point = _pair(y_true, point)
+
+    result: dict = {}
+    per_step: dict = {}
+    for name, func in (("mae", mae), ("rmse", rmse), ("smape", smape)):
+        result[name] = func(y_true, point)
+        per_step[name] = func(y_true, point, axis=1).tolist()
+    result["mape"], skipped = mape(y_true, point, return_skipped=True)
+    per_step["mape"] = mape(y_true, point, axis=1).tolist()
+    if insample is not None:
+        result["mase"] = mase(y_true, point, insample, season)
+        per_step["mase"] = mase(y_true, point, insample, season, axis=1).tolist()
+    if q_pred is not None:
+        result["pinball"] = pinball(y_true, q_pred, levels)
+        per_step["pinball"] = pinball(y_true, q_pred, levels, axis=1).tolist()
+        result["coverage"] = coverage(y_true, q_pred, levels)
+        per_step["coverage"] = coverage(y_true, q_pred, levels, axis=1).tolist()
+        result["coverage_nominal"] = float(levels[-1] - levels[0])
+    result["mape_skipped"] = skipped
+    result["n_windows"] = int(y_true.shape[0])
+    result["per_step"] = per_step
+    return result
+
+
+def _inverse(scaler, array: np.ndarray, columns, series=None, quantile_axis: bool = False):
+    if quantile_axis:  # [N, H, T, Q] -> [N, H, Q, T] so the columns are last
+        moved = np.moveaxis(array, -1, -2)
+        return np.moveaxis(scaler.inverse_transform(moved, columns=columns, series=series), -1, -2)
+    return scaler.inverse_transform(array, columns=columns, series=series)
+
+
+def evaluate_predictions(y_true, y_pred, *, scaler, columns: Sequence[str], insample=None,
+                         season: int = 1, quantiles: Sequence[float] | None = None,
+                         series=None) -> dict:
+    """Metrics in original units and in scaled units, from scaled model outputs.
+
+    Args:
+        y_true: actuals in scaled units (what ``make_dataset`` yields as targets).
+        y_pred: the model's forecasts in scaled units (point or quantile).
+        scaler: the fitted ``forecast.data.Scaler``.
+        columns: the target columns, in the order of the last target axis.
+        insample: the training series of the targets in ORIGINAL units (rows, targets), for MASE.
+        season: MASE's seasonal lag.
+        quantiles: the quantile levels, for quantile forecasts.
+        series: in long format, the series whose scaler statistics apply.
+
+    Returns:
+        ``{"original": compute_metrics(...), "scaled": compute_metrics(...)}``.
+
+    Example:
+        >>> m = evaluate_predictions(y, model.predict(x), scaler=scaler, columns=["OT"])
+        >>> m["original"]["mae"], m["scaled"]["mae"]
+    """
+    y_true = _as_3d(y_true, "y_true")
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    columns = list(columns)
+    has_q = quantiles is not None
+    original_true = _inverse(scaler, y_true, columns, series)
+    original_pred = _inverse(scaler, y_pred, columns, series, quantile_axis=has_q)
+    scaled_insample = None
+    if insample is not None:
+        values = np.asarray(insample, dtype=np.float64)
+        values = values[:, None] if values.ndim == 1 else values
+        scaled_insample = scaler.transform_array(values, columns, series=series)
+    return {
+        "original": compute_metrics(original_true, original_pred, insample=insample,
+                                    season=season, quantiles=quantiles),
+        "scaled": compute_metrics(y_true, y_pred, insample=scaled_insample, season=season,
+                                  quantiles=quantiles),
+    }

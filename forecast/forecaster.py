@@ -1,0 +1,378 @@
+"""The user-facing estimator: a frame in original units in, forecasts in original units out.
+
+``Forecaster`` owns everything that turns a series into a trained network and back: the scaler
+(fitted on the training frame only), the calendar features, the window spec, the Keras model
+built by ``forecast.models.build_model`` and trained by ``forecast.training.fit``, and the
+baselines it is judged against. The network is another object (``forecaster.model``); layer
+sizes are read off the training frame, never configured twice.
+
+It implements the backtest estimator protocol (``fit(train, val)``, ``predict_windows(frame)``)
+and saves to a folder holding ``model.keras`` and ``forecaster.json`` (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import keras
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from forecast.data import (
+    Scaler,
+    WindowSpec,
+    add_calendar_features,
+    calendar_feature_names,
+    make_dataset,
+)
+from forecast.errors import ConfigError, DataError, ModelError
+from forecast.evaluation.backtest import window_targets
+from forecast.models import ModelOptions, build_model
+from forecast.models.baselines import BASELINES, baseline_from_json, make_baseline, season_for_freq
+from forecast.training import FitResult, TrainConfig, fit, set_seed
+
+MODEL_FILE = "model.keras"
+STATE_FILE = "forecaster.json"
+
+
+class ForecasterConfig(BaseModel):
+    """Everything that decides a forecaster, as data (unknown keys are an error).
+
+    Attributes:
+        horizon: steps to forecast.
+        lookback: steps of history read; ``None`` picks one from the frequency and the horizon
+            (``default_lookback``).
+        setup: ``many_to_one``, ``one_to_many``, ``seq2seq`` or ``synced``.
+        model: the ``ModelOptions`` fields (cell, units, layers, dropout, quantiles, ...).
+        calendar: add calendar features (hour, weekday, month as sin/cos) as known-future inputs.
+        scaler: ``standard``, ``minmax`` or ``robust``, fitted on the training frame only.
+        batch_size: windows per batch.
+        train: the ``TrainConfig`` fields (epochs, learning_rate, patience, seed, ...).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    horizon: int = Field(ge=1)
+    lookback: int | None = Field(None, ge=1)
+    setup: str = "many_to_one"
+    model: dict = Field(default_factory=dict)
+    calendar: bool = True
+    scaler: Literal["standard", "minmax", "robust"] = "standard"
+    batch_size: int = Field(32, ge=1)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def parse_config(data: dict | ForecasterConfig) -> ForecasterConfig:
+    """Validates a forecaster configuration.
+
+    Raises:
+        ConfigError: one message naming each invalid setting.
+    """
+    if isinstance(data, ForecasterConfig):
+        return data
+    try:
+        return ForecasterConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid forecaster settings: {problems}") from None
+
+
+def default_lookback(freq: str | None, horizon: int, train_rows: int | None = None) -> int:
+    """A lookback that covers two seasons and two horizons, within a quarter of the training rows.
+
+    Example:
+        >>> default_lookback("h", 24)
+        48
+    """
+    season = season_for_freq(freq, default=1) if freq else 1
+    lookback = max(2 * horizon, 2 * season, 8)
+    if train_rows:
+        lookback = min(lookback, max(train_rows // 4, 1))
+    return int(lookback)
+
+
+class Forecaster:
+    """A trainable, savable forecaster over a time-indexed frame.
+
+    Args:
+        config: a ``ForecasterConfig`` or a dict of its fields.
+
+    Raises:
+        ConfigError: invalid settings.
+
+    Example:
+        >>> forecaster = Forecaster({"horizon": 24, "train": {"epochs": 5}}).fit(train, val)
+        >>> forecaster.predict(history)          # a frame of the next 24 timestamps
+    """
+
+    def __init__(self, config: dict | ForecasterConfig):
+        self.config = parse_config(config)
+        self.options = ModelOptions(**self.config.model) if self.config.model else ModelOptions()
+        self.model: keras.Model | None = None
+        self.scaler: Scaler | None = None
+        self.spec: WindowSpec | None = None
+        self.freq: str | None = None
+        self.insample: np.ndarray | None = None
+        self.baselines: dict[str, dict] = {}
+        self.fit_result: FitResult | None = None
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def quantiles(self) -> tuple[float, ...] | None:
+        return self.options.quantiles
+
+    @property
+    def season(self) -> int:
+        return season_for_freq(self.freq, default=1) if self.freq else 1
+
+    @property
+    def kernel_used(self) -> str:
+        """Which recurrent kernel the model ran (``cudnn``/``fused``/...), for tracking."""
+        if self.model is None:
+            return "unknown"
+        kernels = {
+            str(getattr(layer, "kernel_used"))
+            for layer in _all_layers(self.model)
+            if getattr(layer, "kernel_used", None)
+        }
+        return ",".join(sorted(kernels)) or "unknown"
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None) -> Forecaster:
+        """Fits the scaler on ``train`` only, builds the network and trains it.
+
+        Args:
+            train: training rows in original units (``load_csv`` output, ``attrs`` kept).
+            val: validation rows carrying ``lookback`` rows of context (or None).
+
+        Returns:
+            self.
+
+        Raises:
+            DataError: too few rows or columns the data lacks.
+            ModelError: training diverged.
+        """
+        self._describe(train)
+        train_x = self._with_features(train)
+        self.scaler = Scaler(self.config.scaler, columns=self._scaled_columns()).fit(train_x)
+        self.insample = train[list(self.spec.targets)].to_numpy(dtype=np.float64)
+        seed = self.config.train.seed
+        train_ds = make_dataset(
+            self.scaler.transform(train_x), self.spec, batch_size=self.config.batch_size,
+            shuffle=True, seed=seed,
+        )
+        val_ds = None
+        if val is not None and len(val) >= self.spec.min_rows:
+            val_ds = make_dataset(
+                self.scaler.transform(self._with_features(val)), self.spec,
+                batch_size=self.config.batch_size,
+            )
+        if seed is not None:
+            set_seed(seed)
+        self.model = build_model(self.config.setup, self.spec, self.options)
+        train_config = self.config.train
+        if self.quantiles is not None and train_config.loss != "pinball":
+            train_config = train_config.model_copy(
+                update={"loss": "pinball", "quantiles": self.quantiles}
+            )
+        self.fit_result = fit(self.model, train_ds, val_ds, train_config)
+        self._fit_baselines(train_x)
+        return self
+
+    def _describe(self, train: pd.DataFrame) -> None:
+        """Reads the columns, frequency and lookback off the training frame."""
+        if isinstance(train.index, pd.MultiIndex):
+            raise DataError(
+                "Forecaster trains on one series; select one series of the long-format frame "
+                "(frame.xs(series_id, level=0)) or train one forecaster per series."
+            )
+        targets = list(train.attrs.get("targets") or train.columns)
+        covariates = [c for c in train.attrs.get("covariates") or [] if c not in targets]
+        self.freq = train.attrs.get("freq") or (
+            pd.infer_freq(train.index) if len(train) > 2 else None
+        )
+        calendar = calendar_feature_names(self.freq) if self.config.calendar and self.freq else []
+        lookback = self.config.lookback or default_lookback(
+            self.freq, self.config.horizon, len(train)
+        )
+        self.spec = WindowSpec(
+            lookback, self.config.horizon, targets=tuple(targets),
+            past_covariates=tuple(covariates), future_covariates=tuple(calendar),
+        )
+
+    def _scaled_columns(self) -> list[str]:
+        return list(self.spec.targets + self.spec.past_covariates)
+
+    def _with_features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if not self.spec.future_covariates:
+            return frame
+        return add_calendar_features(frame, self.freq)
+
+    def _fit_baselines(self, train_x: pd.DataFrame) -> None:
+        dataset = make_dataset(self.scaler.transform(train_x), self.spec, batch_size=256)
+        self.baselines = {}
+        for name in BASELINES:
+            kwargs = {"freq": self.freq} if name == "seasonal_naive" else {}
+            try:
+                baseline = make_baseline(name).fit(dataset, self.spec, **kwargs)
+            except ConfigError:  # e.g. a season longer than the lookback
+                continue
+            self.baselines[name] = json.loads(baseline.to_json())
+
+    # -- predicting ---------------------------------------------------------------------------
+
+    def _require_fitted(self) -> None:
+        if self.model is None:
+            raise ModelError("the forecaster is not fitted: call fit(train, val) or load(path).")
+
+    def predict_windows(self, frame: pd.DataFrame, *, model=None):
+        """Actuals and forecasts over every window of ``frame``, in original units.
+
+        Args:
+            frame: rows in original units starting with ``lookback`` rows of context.
+            model: another predictor with the same inputs (a baseline); default the network.
+
+        Returns:
+            ``(y_true, y_pred)``: (windows, horizon, targets) and the forecasts of the same
+            shape, or (windows, horizon, targets, quantiles) for a quantile model.
+        """
+        self._require_fitted()
+        dataset = make_dataset(
+            self.scaler.transform(self._with_features(frame)), self.spec, batch_size=256
+        )
+        predictor = model or self.model
+        scaled = np.asarray(predictor.predict(dataset, verbose=0), dtype=np.float64)
+        return window_targets(frame, self.spec), self._inverse(scaled)
+
+    def baseline_predictors(self) -> dict:
+        """The fitted baselines (naive, seasonal naive, linear) by name."""
+        return {
+            name: baseline_from_json(json.dumps(state)) for name, state in self.baselines.items()
+        }
+
+    def _inverse(self, scaled: np.ndarray) -> np.ndarray:
+        targets = list(self.spec.targets)
+        if scaled.ndim == 4:  # [N, H, T, Q] -> [N, H, Q, T] -> inverse -> back
+            moved = np.moveaxis(scaled, -1, -2)
+            return np.moveaxis(self.scaler.inverse_transform(moved, columns=targets), -1, -2)
+        return self.scaler.inverse_transform(scaled, columns=targets)
+
+    def predict(self, history: pd.DataFrame) -> pd.DataFrame:
+        """Forecasts the ``horizon`` steps after the last row of ``history``.
+
+        Args:
+            history: a time-indexed frame with the input columns in original units (at least
+                ``lookback`` rows; the last ones are used).
+
+        Returns:
+            A frame indexed by the future timestamps, one column per target (original units)
+            and, for quantile models, ``<target>_q<level>`` columns.
+
+        Raises:
+            DataError: missing columns or too few rows.
+        """
+        self._require_fitted()
+        spec = self.spec
+        source = history.attrs.get("source", "<history>")
+        missing = [c for c in self._scaled_columns() if c not in history.columns]
+        if missing:
+            raise DataError(
+                f"{source}: columns {missing} are missing; the model reads "
+                f"{self._scaled_columns()}."
+            )
+        if len(history) < spec.lookback:
+            raise DataError(
+                f"{source}: has {len(history)} rows; the model needs at least {spec.lookback} "
+                f"(its lookback) to forecast."
+            )
+        past = history.iloc[-spec.lookback :][self._scaled_columns()]
+        future_index = pd.date_range(
+            past.index[-1], periods=spec.horizon + 1, freq=self.freq
+        )[1:]
+        future_index.name = past.index.name
+        padding = pd.DataFrame(0.0, index=future_index, columns=past.columns)
+        window = pd.concat([past, padding])
+        window.attrs = {**history.attrs, "freq": self.freq}
+        window = self.scaler.transform(self._with_features(window))
+        values = window[list(spec.input_columns)].to_numpy(dtype=np.float32)[None]
+        inputs = values[:, : spec.lookback]
+        if spec.n_future:
+            inputs = [inputs, values[:, spec.lookback :, spec.n_inputs - spec.n_future :]]
+        scaled = np.asarray(self.model.predict(inputs, verbose=0), dtype=np.float64)
+        forecast = self._inverse(scaled)[0]  # [H, T(, Q)]
+        return self._forecast_frame(forecast, future_index)
+
+    def _forecast_frame(self, forecast: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
+        columns = {}
+        for j, target in enumerate(self.spec.targets):
+            if forecast.ndim == 3:
+                levels = list(self.quantiles)
+                middle = int(np.argmin([abs(q - 0.5) for q in levels]))
+                columns[target] = forecast[:, j, middle]
+                for k, level in enumerate(levels):
+                    columns[f"{target}_q{level:g}"] = forecast[:, j, k]
+            else:
+                columns[target] = forecast[:, j]
+        return pd.DataFrame(columns, index=index)
+
+    # -- saving -------------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        """Everything but the network, as JSON-ready data."""
+        self._require_fitted()
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "spec": self.spec.to_dict(),
+            "freq": self.freq,
+            "scaler": json.loads(self.scaler.to_json()),
+            "insample_tail": self.insample[-max(self.season * 4, self.spec.lookback):].tolist(),
+            "baselines": self.baselines,
+        }
+
+    def save(self, path) -> Path:
+        """Writes ``model.keras`` and ``forecaster.json`` into the folder ``path``."""
+        self._require_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save(folder / MODEL_FILE)
+        (folder / STATE_FILE).write_text(json.dumps(self.state(), indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, path) -> Forecaster:
+        """Loads a forecaster saved by ``save`` (Keras ``safe_mode=True``, no pickle).
+
+        Raises:
+            ModelError: the folder does not hold a saved forecaster.
+        """
+        folder = Path(path)
+        if not (folder / MODEL_FILE).is_file() or not (folder / STATE_FILE).is_file():
+            raise ModelError(
+                f"{folder} does not hold a saved forecaster ({MODEL_FILE} and {STATE_FILE}); "
+                "save one with Forecaster.save(path) or `forecast train --save PATH`."
+            )
+        state = json.loads((folder / STATE_FILE).read_text())
+        forecaster = cls(state["config"])
+        forecaster.spec = WindowSpec.from_dict(state["spec"])
+        forecaster.freq = state["freq"]
+        forecaster.scaler = Scaler.from_json(json.dumps(state["scaler"]))
+        forecaster.insample = np.asarray(state["insample_tail"], dtype=np.float64)
+        forecaster.baselines = state["baselines"]
+        try:
+            forecaster.model = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True)
+        except (ValueError, OSError, TypeError) as exc:
+            raise ModelError(f"{folder / MODEL_FILE} cannot be loaded: {exc}") from None
+        return forecaster
+
+
+def _all_layers(model):
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        yield layer

@@ -1,0 +1,257 @@
+"""``fit()``: compiles and trains a Keras model with the callbacks every run needs.
+
+Adam with an optional gradient ``clipnorm``; the loss and learning-rate schedule from
+``TrainConfig``; EarlyStopping (best weights restored), ReduceLROnPlateau or CosineDecay,
+ModelCheckpoint (best ``.keras``) and BackupAndRestore (resume a killed run), and a divergence
+guard that turns a NaN/inf loss into a ``ModelError``.
+
+Distributed training: pass a ``tf.distribute`` strategy. The model must already have been
+*built* under ``strategy.scope()`` by the caller (its variables are created there); ``fit``
+creates the optimizer and compiles the model in the same scope.
+
+Example:
+    >>> config = TrainConfig(epochs=50, learning_rate=1e-3, patience=5, checkpoint_dir="runs/a")
+    >>> result = fit(model, train_ds, val_ds, config)
+    >>> result.best_epoch, result.stopped_early, result.history["val_loss"][-1]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from pydantic import ValidationError
+
+from forecast.errors import ConfigError, ModelError
+from forecast.training.callbacks import DivergenceGuard
+from forecast.training.config import TrainConfig
+from forecast.training.losses import pinball_loss
+
+BEST_MODEL_FILE = "best.keras"
+BACKUP_DIR = "backup"
+
+
+@dataclass
+class FitResult:
+    """What a call to ``fit`` did.
+
+    Attributes:
+        history: every logged value per epoch run by this call (``loss``, ``val_loss``,
+            ``learning_rate``, ...), as lists of floats.
+        epochs_run: epochs run by this call (fewer than ``config.epochs`` when stopped early or,
+            after a resume, when earlier epochs had already run).
+        stopped_early: whether EarlyStopping ended the run.
+        best_epoch: the 1-based epoch with the best monitored value (None if none was logged);
+            the model holds that epoch's weights when early stopping is on.
+        best_value: that value.
+        monitor: ``"val_loss"`` with validation data, else ``"loss"``.
+        initial_epoch: epochs completed before this call (> 0 when resumed from a backup).
+        epochs: the 1-based numbers of the epochs run by this call.
+        checkpoint_path: the best model's ``.keras`` file (None without ``checkpoint_dir``).
+    """
+
+    history: dict[str, list[float]]
+    epochs_run: int
+    stopped_early: bool
+    best_epoch: int | None
+    best_value: float | None
+    monitor: str
+    initial_epoch: int = 0
+    epochs: list[int] = field(default_factory=list)
+    checkpoint_path: Path | None = None
+
+    @property
+    def resumed(self) -> bool:
+        """True when this call continued a run interrupted earlier."""
+        return self.initial_epoch > 0
+
+
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    """Seeds Python, NumPy and TensorFlow; optionally makes TensorFlow ops deterministic.
+
+    Args:
+        seed: the seed.
+        deterministic: also ``tf.config.experimental.enable_op_determinism()`` (process-wide).
+    """
+    keras.utils.set_random_seed(int(seed))
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def as_config(config) -> TrainConfig:
+    """A ``TrainConfig`` from a TrainConfig, a dict or None (defaults).
+
+    Raises:
+        ConfigError: unknown keys or invalid values, in one message.
+    """
+    if isinstance(config, TrainConfig):
+        return config
+    try:
+        return TrainConfig(**(config or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid training settings: {problems}.") from None
+
+
+def resolve_loss(config: TrainConfig):
+    """The Keras loss for ``config.loss``.
+
+    ``"pinball"`` is ``forecast.models.heads.pinball_loss(config.quantiles)`` (the quantile
+    head's registered loss; see ``forecast.training.losses``).
+    """
+    if config.loss == "mse":
+        return keras.losses.MeanSquaredError()
+    if config.loss == "mae":
+        return keras.losses.MeanAbsoluteError()
+    if config.loss == "huber":
+        return keras.losses.Huber(delta=config.huber_delta)
+    return pinball_loss(config.quantiles)
+
+
+def _steps_per_epoch(dataset) -> int:
+    steps = int(dataset.cardinality().numpy())
+    if steps == tf.data.INFINITE_CARDINALITY:
+        raise ConfigError(
+            'lr_schedule="cosine" needs a finite training dataset (its length sets the decay); '
+            "this one repeats forever. Use lr_schedule='plateau' or a finite dataset."
+        )
+    if steps == tf.data.UNKNOWN_CARDINALITY:
+        steps = sum(1 for _ in dataset)
+    return max(steps, 1)
+
+
+def _callbacks(config: TrainConfig, monitor: str):
+    callbacks = []
+    checkpoint_path = None
+    if config.checkpoint_dir is not None:
+        directory = Path(config.checkpoint_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        # First, so that the backup of an epoch is written before any later callback can stop
+        # the run at that epoch's end.
+        callbacks.append(keras.callbacks.BackupAndRestore(str(directory / BACKUP_DIR)))
+        checkpoint_path = directory / BEST_MODEL_FILE
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                str(checkpoint_path), monitor=monitor, save_best_only=True, verbose=0
+            )
+        )
+    guard = DivergenceGuard()
+    callbacks.append(guard)
+    early = None
+    if config.patience is not None:
+        early = keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            patience=config.patience,
+            min_delta=config.min_delta,
+            restore_best_weights=True,
+        )
+        callbacks.append(early)
+    if config.lr_schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor,
+                factor=0.5,
+                patience=max(1, (config.patience or 4) // 2),
+                min_delta=config.min_delta,
+                verbose=0,
+            )
+        )
+    return callbacks, guard, early, checkpoint_path
+
+
+def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=None,
+        strategy=None) -> FitResult:
+    """Compiles ``model`` (Adam) and trains it.
+
+    Args:
+        model: a built Keras model taking the inputs of ``train_ds``.
+        train_ds: a ``tf.data.Dataset`` of ``(inputs, targets)`` (``make_dataset``, shuffled).
+        val_ds: the validation dataset, or None (then ``loss`` is monitored).
+        config: a ``TrainConfig`` or a dict of its fields (None: defaults).
+        callbacks: extra Keras callbacks, run after ours.
+        strategy: a ``tf.distribute.Strategy``; build the model in ``strategy.scope()`` first.
+
+    Returns:
+        A ``FitResult``.
+
+    Raises:
+        ConfigError: invalid settings.
+        ModelError: the loss became NaN/inf (says at which epoch and what to try), or Keras
+            rejected the model/data (e.g. shapes that do not match).
+
+    Example:
+        >>> result = fit(model, train_ds, val_ds, {"epochs": 30, "verbose": 0})
+        >>> result.epochs_run, result.best_epoch
+        (30, 27)
+    """
+    config = as_config(config)
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"fit needs a keras.Model. Received: {type(model).__name__}.")
+    if config.seed is not None:
+        set_seed(config.seed, config.deterministic)
+    elif config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    monitor = "val_loss" if val_ds is not None else "loss"
+    own, guard, early, checkpoint_path = _callbacks(config, monitor)
+
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        if config.lr_schedule == "cosine":
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                config.learning_rate, decay_steps=config.epochs * _steps_per_epoch(train_ds)
+            )
+        else:
+            learning_rate = config.learning_rate
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=config.clipnorm)
+        model.compile(optimizer=optimizer, loss=resolve_loss(config))
+
+    try:
+        history = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.epochs,
+            callbacks=own + list(callbacks or []),
+            verbose=config.verbose,
+            shuffle=False,  # tf.data datasets are shuffled by make_dataset(shuffle=True)
+        )
+    except (ValueError, tf.errors.InvalidArgumentError) as exc:
+        raise ModelError(
+            f"training failed: {exc}. Check that the model's input and output shapes match the "
+            "dataset's (inputs (batch, lookback, features), targets (batch, horizon, targets))."
+        ) from exc
+
+    if guard.diverged:
+        where = f"epoch {guard.epoch}"
+        if guard.batch is not None:
+            where += f", batch {guard.batch}"
+        raise ModelError(
+            f"training diverged: {guard.key} became {guard.value} at {where}. Try a lower "
+            f"learning_rate (now {config.learning_rate:g}), check that the inputs are scaled "
+            "(fit a Scaler on the training part), or clip gradients with clipnorm=1.0."
+        )
+
+    logged = {k: [float(v) for v in values] for k, values in history.history.items()}
+    epochs = [int(e) + 1 for e in history.epoch]
+    best_epoch = best_value = None
+    values = logged.get(monitor, [])
+    finite = [(v, e) for v, e in zip(values, epochs, strict=False) if math.isfinite(v)]
+    if finite:
+        best_value, best_epoch = min(finite)
+    return FitResult(
+        history=logged,
+        epochs_run=len(epochs),
+        stopped_early=bool(early is not None and early.stopped_epoch > 0),
+        best_epoch=best_epoch,
+        best_value=best_value,
+        monitor=monitor,
+        initial_epoch=(epochs[0] - 1) if epochs else 0,
+        epochs=epochs,
+        checkpoint_path=checkpoint_path,
+    )

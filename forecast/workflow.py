@@ -1,0 +1,241 @@
+"""The steps a user runs, composed from the modules: train → evaluate with baselines → backtest.
+
+The CLI, the pipelines and MLflow tracking call these functions; they hold no logic of their
+own beyond putting the stages of the data flow in order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecast.data import WindowSpec, chronological_split, load_csv
+from forecast.errors import ConfigError
+from forecast.evaluation import BaselineEstimator, backtest, compute_metrics
+from forecast.forecaster import Forecaster, ForecasterConfig, default_lookback, parse_config
+from forecast.models.baselines import BASELINES
+
+POINT_METRICS = ("mae", "rmse", "mape", "smape", "mase")
+
+
+@dataclass
+class TrainReport:
+    """What ``train_and_evaluate`` made and measured.
+
+    Attributes:
+        forecaster: the fitted ``Forecaster``.
+        metrics: ``{"model": {...}, "baselines": {name: {...}}}``, test part, original units.
+        per_step: the model's per-horizon-step metrics on the test part.
+        scaled: the same comparison in scaled units.
+        sizes: rows of each part and windows of the test part.
+        seconds: wall time of training.
+    """
+
+    forecaster: Forecaster
+    metrics: dict
+    per_step: dict
+    scaled: dict
+    sizes: dict
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The report as JSON-ready data (the shape `forecast train --json` prints)."""
+        forecaster = self.forecaster
+        fit_result = forecaster.fit_result
+        return {
+            **self.metrics,
+            "scaled": self.scaled,
+            "per_step": {"model": self.per_step},
+            "settings": {
+                "setup": forecaster.config.setup,
+                **forecaster.options.to_dict(),
+                "lookback": forecaster.spec.lookback,
+                "horizon": forecaster.spec.horizon,
+                "targets": list(forecaster.spec.targets),
+                "freq": forecaster.freq,
+            },
+            "sizes": self.sizes,
+            "training": {
+                "epochs_run": fit_result.epochs_run if fit_result else None,
+                "best_epoch": fit_result.best_epoch if fit_result else None,
+                "seconds": round(self.seconds, 2),
+                "kernel": forecaster.kernel_used,
+            },
+            **self.extra,
+        }
+
+
+def _point(metrics: dict) -> dict:
+    return {k: float(metrics[k]) for k in POINT_METRICS if k in metrics}
+
+
+def evaluate_forecaster(forecaster: Forecaster, frame: pd.DataFrame) -> dict:
+    """Metrics of the model and of every fitted baseline on all windows of ``frame``.
+
+    Args:
+        forecaster: a fitted forecaster.
+        frame: rows in original units, starting with ``lookback`` rows of context.
+
+    Returns:
+        ``{"model": {...}, "baselines": {...}, "per_step": {...}, "scaled": {...}}``; MASE is
+        scaled by the seasonal naive error of the forecaster's training rows.
+    """
+    y_true, y_pred = forecaster.predict_windows(frame)
+    season = forecaster.season
+    insample = forecaster.insample
+    model = compute_metrics(y_true, y_pred, insample=insample, season=season,
+                            quantiles=forecaster.quantiles)
+    result = {"model": _point(model), "baselines": {}}
+    scaled = {"model": _scaled_mae_mse(forecaster, y_true, y_pred), "baselines": {}}
+    for name, baseline in forecaster.baseline_predictors().items():
+        _, b_pred = forecaster.predict_windows(frame, model=baseline)
+        metrics = compute_metrics(y_true, b_pred, insample=insample, season=season)
+        result["baselines"][name] = _point(metrics)
+        scaled["baselines"][name] = _scaled_mae_mse(forecaster, y_true, b_pred)
+    result["per_step"] = model["per_step"]
+    result["scaled"] = scaled
+    if forecaster.quantiles:
+        result["model"].update(
+            pinball=float(model["pinball"]), coverage=float(model["coverage"]),
+            coverage_nominal=float(model["coverage_nominal"]),
+        )
+    return result
+
+
+def _scaled_mae_mse(forecaster: Forecaster, y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """MAE and MSE on the scaled values (the units of the published benchmark tables)."""
+    columns = list(forecaster.spec.targets)
+    if y_pred.ndim == 4:
+        levels = forecaster.quantiles
+        y_pred = y_pred[..., int(np.argmin([abs(q - 0.5) for q in levels]))]
+    true_z = forecaster.scaler.transform_array(y_true, columns)
+    pred_z = forecaster.scaler.transform_array(y_pred, columns)
+    return {"mae": float(np.mean(np.abs(true_z - pred_z))),
+            "mse": float(np.mean((true_z - pred_z) ** 2))}
+
+
+def train_and_evaluate(
+    frame: pd.DataFrame,
+    config: dict | ForecasterConfig,
+    *,
+    val: float = 0.1,
+    test: float = 0.2,
+    borders: tuple[int, int, int] | None = None,
+    save_to: Path | None = None,
+) -> TrainReport:
+    """Splits in time order, trains on train (early stopping on val), evaluates on test.
+
+    Args:
+        frame: a ``load_csv`` frame in original units.
+        config: the forecaster's settings.
+        val: validation fraction; test: test fraction; borders: explicit row borders instead.
+        save_to: a folder to save the fitted forecaster into.
+
+    Returns:
+        A ``TrainReport`` with the model's and the baselines' test metrics.
+
+    Raises:
+        DataError, ConfigError, ModelError: see ``Forecaster.fit``.
+    """
+    config = parse_config(config)
+    if config.lookback is None:
+        n_train = int(len(frame) * (1 - val - test)) if borders is None else borders[0]
+        config = config.model_copy(
+            update={"lookback": default_lookback(frame.attrs.get("freq"), config.horizon,
+                                                 n_train)}
+        )
+    parts = chronological_split(frame, val=val, test=test, borders=borders,
+                                lookback=config.lookback)
+    started = time.perf_counter()
+    forecaster = Forecaster(config).fit(parts.train, parts.val)
+    seconds = time.perf_counter() - started
+    evaluation = evaluate_forecaster(forecaster, parts.test)
+    if save_to is not None:
+        forecaster.save(save_to)
+    sizes = {"train": len(parts.train), "val": len(parts.val) - config.lookback,
+             "test": len(parts.test) - config.lookback,
+             "test_windows": forecaster.spec.n_windows(parts.test)}
+    return TrainReport(
+        forecaster=forecaster,
+        metrics={"model": evaluation["model"], "baselines": evaluation["baselines"]},
+        per_step=evaluation["per_step"],
+        scaled=evaluation["scaled"],
+        sizes=sizes,
+        seconds=seconds,
+    )
+
+
+class ForecasterEstimator:
+    """A ``Forecaster`` behind the backtest protocol (a fresh one per fold)."""
+
+    def __init__(self, config: ForecasterConfig):
+        self.forecaster = Forecaster(config)
+        self.quantiles = self.forecaster.quantiles
+
+    def fit(self, train_frame, val_frame=None):
+        self.forecaster.fit(train_frame, val_frame)
+        return self
+
+    def predict_windows(self, frame):
+        return self.forecaster.predict_windows(frame)
+
+
+def run_backtest(
+    frame: pd.DataFrame,
+    config: dict | ForecasterConfig,
+    *,
+    folds: int = 3,
+    fold_size: int | None = None,
+    mode: str = "expanding",
+    baselines: tuple[str, ...] = BASELINES,
+) -> dict:
+    """Rolling-origin backtest of the forecaster and the baselines on the same folds.
+
+    Returns:
+        ``{"model": {mean metrics}, "baselines": {name: {...}}, "folds": [{ranges, metrics}]}``.
+
+    Raises:
+        ConfigError: invalid settings; DataError: too few rows for the folds.
+    """
+    config = parse_config(config)
+    if config.lookback is None:
+        config = config.model_copy(
+            update={"lookback": default_lookback(frame.attrs.get("freq"), config.horizon,
+                                                 len(frame) // 2)}
+        )
+    probe = Forecaster(config)
+    probe._describe(frame)
+    spec = probe.spec
+    # the backtest lays out folds over the raw columns; the forecaster adds its calendar itself
+    base_spec = WindowSpec(spec.lookback, spec.horizon, spec.targets, spec.past_covariates)
+    result = backtest(frame, base_spec, lambda: ForecasterEstimator(config), folds=folds,
+                      fold_size=fold_size, mode=mode)
+    report = {"model": _point(result.mean), "baselines": {}, "folds": []}
+    for fold in result.folds:
+        report["folds"].append({
+            "fit_start": str(fold.fit_start), "fit_end": str(fold.fit_end),
+            "origin": str(fold.origin), "test_end": str(fold.test_end),
+            "model": _point(fold.metrics),
+        })
+    for name in baselines:
+        try:
+            base = backtest(frame, base_spec, lambda n=name: BaselineEstimator(n, base_spec),
+                            folds=folds, fold_size=fold_size, mode=mode)
+        except ConfigError:
+            continue
+        report["baselines"][name] = _point(base.mean)
+        for entry, fold in zip(report["folds"], base.folds, strict=True):
+            entry[name] = _point(fold.metrics)
+    return report
+
+
+def load_for_training(path, *, time_col=None, targets=None, covariates=None, freq=None,
+                      fill="interpolate") -> pd.DataFrame:
+    """``load_csv`` with the options the train/evaluate/backtest commands share."""
+    return load_csv(path, time_col=time_col, targets=targets or None,
+                    covariates=covariates or None, freq=freq, fill=fill)

@@ -1,0 +1,27 @@
+"""Shared fixtures: small seeded synthetic series written as real CSV files."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+
+def synthetic_frame(n: int = 480, seed: int = 0, freq: str = "h") -> pd.DataFrame:
+    """A daily sine + trend + noise series with a covariate, as a CSV would hold it."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    y = 10 + 3 * np.sin(2 * np.pi * t / 24) + 0.01 * t + rng.normal(0, 0.3, n)
+    x = np.cos(2 * np.pi * t / 24) + rng.normal(0, 0.1, n)
+    return pd.DataFrame(
+        {"date": pd.date_range("2024-01-01", periods=n, freq=freq), "y": y, "x": x}
+    )
+
+
+@pytest.fixture
+def synthetic_csv(tmp_path):
+    path = tmp_path / "synthetic.csv"
+    synthetic_frame().to_csv(path, index=False)
+    return path
