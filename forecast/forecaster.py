@@ -146,12 +146,14 @@ class Forecaster:
 
     # -- fitting ------------------------------------------------------------------------------
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None) -> Forecaster:
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
+            callbacks: list | None = None) -> Forecaster:
         """Fits the scaler on ``train`` only, builds the network and trains it.
 
         Args:
             train: training rows in original units (``load_csv`` output, ``attrs`` kept).
             val: validation rows carrying ``lookback`` rows of context (or None).
+            callbacks: extra Keras callbacks (e.g. logging each epoch to MLflow).
 
         Returns:
             self.
@@ -183,7 +185,7 @@ class Forecaster:
             train_config = train_config.model_copy(
                 update={"loss": "pinball", "quantiles": self.quantiles}
             )
-        self.fit_result = fit(self.model, train_ds, val_ds, train_config)
+        self.fit_result = fit(self.model, train_ds, val_ds, train_config, callbacks=callbacks)
         self._fit_baselines(train_x)
         return self
 

@@ -33,6 +33,8 @@ class TrainReport:
         scaled: the same comparison in scaled units.
         sizes: rows of each part and windows of the test part.
         seconds: wall time of training.
+        test: the test frame (with its lookback context), original units.
+        y_true, y_pred: actuals and forecasts of every test window, original units.
     """
 
     forecaster: Forecaster
@@ -41,6 +43,9 @@ class TrainReport:
     scaled: dict
     sizes: dict
     seconds: float
+    test: pd.DataFrame | None = None
+    y_true: np.ndarray | None = None
+    y_pred: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -82,7 +87,8 @@ def evaluate_forecaster(forecaster: Forecaster, frame: pd.DataFrame) -> dict:
         frame: rows in original units, starting with ``lookback`` rows of context.
 
     Returns:
-        ``{"model": {...}, "baselines": {...}, "per_step": {...}, "scaled": {...}}``; MASE is
+        ``{"model": {...}, "baselines": {...}, "per_step": {...}, "scaled": {...},
+        "arrays": (y_true, y_pred)}``; MASE is
         scaled by the seasonal naive error of the forecaster's training rows.
     """
     y_true, y_pred = forecaster.predict_windows(frame)
@@ -99,6 +105,7 @@ def evaluate_forecaster(forecaster: Forecaster, frame: pd.DataFrame) -> dict:
         scaled["baselines"][name] = _scaled_mae_mse(forecaster, y_true, b_pred)
     result["per_step"] = model["per_step"]
     result["scaled"] = scaled
+    result["arrays"] = (y_true, y_pred)
     if forecaster.quantiles:
         result["model"].update(
             pinball=float(model["pinball"]), coverage=float(model["coverage"]),
@@ -127,6 +134,7 @@ def train_and_evaluate(
     test: float = 0.2,
     borders: tuple[int, int, int] | None = None,
     save_to: Path | None = None,
+    callbacks: list | None = None,
 ) -> TrainReport:
     """Splits in time order, trains on train (early stopping on val), evaluates on test.
 
@@ -135,6 +143,7 @@ def train_and_evaluate(
         config: the forecaster's settings.
         val: validation fraction; test: test fraction; borders: explicit row borders instead.
         save_to: a folder to save the fitted forecaster into.
+        callbacks: extra Keras callbacks for training (e.g. the MLflow epoch logger).
 
     Returns:
         A ``TrainReport`` with the model's and the baselines' test metrics.
@@ -152,9 +161,10 @@ def train_and_evaluate(
     parts = chronological_split(frame, val=val, test=test, borders=borders,
                                 lookback=config.lookback)
     started = time.perf_counter()
-    forecaster = Forecaster(config).fit(parts.train, parts.val)
+    forecaster = Forecaster(config).fit(parts.train, parts.val, callbacks=callbacks)
     seconds = time.perf_counter() - started
     evaluation = evaluate_forecaster(forecaster, parts.test)
+    y_true, y_pred = evaluation.pop("arrays")
     if save_to is not None:
         forecaster.save(save_to)
     sizes = {"train": len(parts.train), "val": len(parts.val) - config.lookback,
@@ -167,6 +177,9 @@ def train_and_evaluate(
         scaled=evaluation["scaled"],
         sizes=sizes,
         seconds=seconds,
+        test=parts.test,
+        y_true=y_true,
+        y_pred=y_pred,
     )
 
 

@@ -25,3 +25,19 @@ def synthetic_csv(tmp_path):
     path = tmp_path / "synthetic.csv"
     synthetic_frame().to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow_store(tmp_path, monkeypatch):
+    """Every test gets its own SQLite MLflow store: nothing reaches the project's mlflow/."""
+    store = tmp_path / "mlflow-store"
+    store.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    yield
+    import sys
+
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        while mlflow.active_run() is not None:
+            mlflow.end_run()

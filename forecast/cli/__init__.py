@@ -13,7 +13,7 @@ import click
 import typer
 from rich.console import Console
 
-from forecast.cli import data_commands, model_commands
+from forecast.cli import data_commands, model_commands, tracking_commands
 from forecast.errors import ForecastError
 
 app = typer.Typer(
@@ -34,6 +34,7 @@ def _root(
 
 data_commands.register(app)
 model_commands.register(app)
+tracking_commands.register(app)
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 

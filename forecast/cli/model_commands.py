@@ -101,10 +101,20 @@ def train(
     val: float = typer.Option(0.1, "--val", help="Validation fraction (chronological)."),
     test: float = typer.Option(0.2, "--test", help="Test fraction (chronological)."),
     save: Path = typer.Option(None, "--save", help="Folder to save the trained forecaster."),
+    track: bool = typer.Option(True, "--track/--no-track", help="Record the run in MLflow."),
+    experiment: str = typer.Option("forecast", "--experiment", help="MLflow experiment."),
+    register_as: str = typer.Option(None, "--register",
+                                    help="Register the model under this name (challenger; "
+                                         "champion if it wins the backtest)."),
+    promote_metric: str = typer.Option("mase", "--promote-metric",
+                                       help="Metric the promotion backtest compares."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
 ) -> None:
     """Train a forecaster and print its test metrics beside the baselines."""
     from forecast.workflow import load_for_training, train_and_evaluate
+
+    if register_as and not track:
+        raise ConfigError("--register needs MLflow tracking: drop --no-track.")
 
     frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
                               freq=freq)
@@ -114,8 +124,18 @@ def train(
     config = _config(horizon, lookback, setup, model, epochs, batch_size, seed,
                      verbose=0 if as_json else 2)
     with _quiet_stdout(as_json):
-        report = train_and_evaluate(frame, config, val=val, test=test, save_to=save)
-    result = report.to_dict()
+        if track:
+            from forecast.tracking.run import train_tracked
+
+            tracked = train_tracked(frame, config, source=str(csv.resolve()), time_col=time_col,
+                                    val=val, test=test, register=register_as,
+                                    promote_metric=promote_metric, experiment=experiment)
+            report, result = tracked.report, tracked.to_dict()
+        else:
+            report = train_and_evaluate(frame, config, val=val, test=test)
+            result = report.to_dict()
+        if save is not None:
+            report.forecaster.save(save)
     if save is not None:
         result["saved_to"] = str(save)
     if as_json:
@@ -128,6 +148,14 @@ def train(
     _console.print(f"trained {training['epochs_run']} epochs in {training['seconds']} s "
                    f"(best epoch {training['best_epoch']}, kernel {training['kernel']})"
                    + (f"; saved to {save}" if save else ""))
+    tracking = result.get("mlflow")
+    if tracking:
+        _console.print(f"MLflow run {tracking['run_id']}, model {tracking['model_uri']}")
+        if tracking["version"]:
+            promotion = tracking["promotion"] or {}
+            _console.print(f"registered {register_as} version {tracking['version']}: "
+                           f"{promotion.get('reason', '')}")
+        _console.print("open the MLflow UI with: forecast ui")
 
 
 def evaluate(

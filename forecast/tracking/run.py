@@ -1,0 +1,162 @@
+"""A training run as an MLflow run: train → evaluate → log everything → register → promote."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+import pandas as pd
+
+from forecast.evaluation import plot_error_by_step, plot_forecast, plot_training_curves
+from forecast.forecaster import ForecasterConfig, parse_config
+from forecast.tracking.mlflow import (
+    DEFAULT_EXPERIMENT,
+    EpochLogger,
+    log_config,
+    log_dataset,
+    log_metric_tables,
+    log_per_step,
+    tracked_run,
+)
+from forecast.workflow import TrainReport, train_and_evaluate
+
+
+@dataclass
+class TrackedTraining:
+    """A finished tracked training run.
+
+    Attributes:
+        report: the ``TrainReport`` (forecaster, metrics).
+        run_id: the MLflow run id.
+        model_uri: the logged model's URI (``models:/m-...``).
+        version: the registered model version, when ``register`` was given.
+        promotion: the registry's promotion decision as a dict, when registered.
+    """
+
+    report: TrainReport
+    run_id: str
+    model_uri: str
+    version: str | None = None
+    promotion: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {**self.report.to_dict(), "mlflow": {
+            "run_id": self.run_id, "model_uri": self.model_uri, "version": self.version,
+            "promotion": self.promotion,
+        }}
+
+
+def log_report(report: TrainReport) -> None:
+    """Final metrics (model and every baseline, overall and per horizon step) and the plots."""
+    metrics = report.to_dict()
+    log_metric_tables("test.model", metrics["model"])
+    for name, values in metrics["baselines"].items():
+        log_metric_tables(f"test.{name}", values)
+    log_metric_tables("test_scaled.model", metrics["scaled"]["model"])
+    for name, values in metrics["scaled"]["baselines"].items():
+        log_metric_tables(f"test_scaled.{name}", values)
+    log_per_step("test.model", report.per_step)
+    training = metrics["training"]
+    mlflow.log_metrics({"train.seconds": training["seconds"],
+                        "train.epochs_run": training["epochs_run"] or 0})
+    _log_plots(report)
+
+
+def _log_plots(report: TrainReport) -> None:
+    forecaster = report.forecaster
+    spec = forecaster.spec
+    figures = {}
+    if forecaster.fit_result and forecaster.fit_result.history:
+        figures["plots/training_curves.png"] = plot_training_curves(
+            forecaster.fit_result.history, title="training")
+    figures["plots/error_by_step.png"] = plot_error_by_step(
+        report.per_step, title="test error by horizon step")
+    if report.test is not None and report.y_true is not None and len(report.y_true):
+        start = spec.window_starts(report.test)[-1]
+        times = report.test.index[start + spec.lookback: start + spec.min_rows]
+        history_rows = report.test.iloc[start: start + spec.lookback]
+        figures["plots/forecast_vs_actual.png"] = plot_forecast(
+            report.y_true[-1], report.y_pred[-1],
+            history=history_rows[list(spec.targets)].to_numpy(),
+            quantiles=forecaster.quantiles, times=times, history_times=history_rows.index,
+            target_names=list(spec.targets), title="last test window",
+        )
+    for path, figure in figures.items():
+        mlflow.log_figure(figure, path)
+
+
+def train_tracked(
+    frame: pd.DataFrame,
+    config: dict | ForecasterConfig,
+    *,
+    source: str | None = None,
+    time_col: str | None = None,
+    val: float = 0.1,
+    test: float = 0.2,
+    borders: tuple[int, int, int] | None = None,
+    register: str | None = None,
+    promote_metric: str = "mase",
+    promote_folds: int = 3,
+    experiment: str = DEFAULT_EXPERIMENT,
+    run_name: str | None = None,
+    tags: dict | None = None,
+) -> TrackedTraining:
+    """Trains and evaluates inside an MLflow run that ends FINISHED or FAILED.
+
+    Args:
+        frame: a ``load_csv`` frame (original units).
+        config: the forecaster's settings.
+        source: where the data came from (the CSV path), for lineage.
+        time_col: the time column's name in the raw data (the served model takes it).
+        val, test, borders: the chronological split.
+        register: a registered model name: the version gets the ``challenger`` alias and is
+            promoted to ``champion`` if it wins the backtest (or is the first).
+        promote_metric, promote_folds: the promotion rule.
+        experiment, run_name, tags: where the run goes and how it is labelled.
+
+    Returns:
+        A ``TrackedTraining``.
+
+    Raises:
+        ForecastError: as ``train_and_evaluate``; the run is then FAILED with the message.
+    """
+    from forecast.serving import log_forecaster
+
+    config = parse_config(config)
+    time_col = time_col or frame.attrs.get("time_col") or frame.index.name or "time"
+    with tracked_run(run_name, experiment=experiment, tags=tags) as run:
+        log_config({"config": config.model_dump(mode="json"),
+                    "data": {"source": source, "time_col": time_col, "val": val, "test": test,
+                             "borders": borders, "targets": frame.attrs.get("targets"),
+                             "covariates": frame.attrs.get("covariates"),
+                             "freq": frame.attrs.get("freq")}})
+        log_dataset(frame, source=source)
+        report = train_and_evaluate(frame, config, val=val, test=test, borders=borders,
+                                    callbacks=[EpochLogger()])
+        mlflow.set_tags({"forecast.kernel": report.forecaster.kernel_used,
+                         "forecast.setup": config.setup})
+        log_report(report)
+        history = report.test if report.test is not None else frame
+        info = log_forecaster(report.forecaster, time_col=time_col, input_example=history)
+        result = TrackedTraining(report, run.info.run_id, info.model_uri)
+        if register:
+            from forecast.tracking.registry import promote_if_better, register_version
+
+            version = register_version(info.model_uri, register, run_id=run.info.run_id)
+            result.version = str(version.version)
+            decision = promote_if_better(register, version.version, frame,
+                                         metric=promote_metric, folds=promote_folds)
+            result.promotion = _as_dict(decision)
+            mlflow.set_tags({"registry.name": register, "registry.version": result.version,
+                             "registry.promoted": str(result.promotion.get("promoted"))})
+    return result
+
+
+def _as_dict(decision) -> dict:
+    if hasattr(decision, "to_dict"):
+        return decision.to_dict()
+    if hasattr(decision, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(decision)
+    return dict(decision)
