@@ -78,7 +78,7 @@ def test_tracked_run_logs_everything_and_serves_the_champion(synthetic_csv):
     # registered, first version is champion, and the alias serves forecasts from raw history
     assert result.version == "1"
     champion = client.get_model_version_by_alias("synthetic", "champion")
-    assert champion.version == "1"
+    assert str(champion.version) == "1"
     raw = pd.read_csv(synthetic_csv).iloc[-100:]
     served = forecast.load("models:/synthetic@champion").predict(raw)
     expected = result.report.forecaster.predict(frame.iloc[-100:])

@@ -1,0 +1,181 @@
+"""Logging a fitted Forecaster to MLflow as a servable pyfunc model (a model from code)."""
+
+from __future__ import annotations
+
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecast.errors import DataError
+from forecast.serving.pyfunc import (
+    ARTIFACT_KEY,
+    SOURCE,
+    ServingInfo,
+    as_raw_history,
+    forecast_history,
+)
+
+MODEL_CODE = Path(__file__).with_name("model_code.py")
+
+# Pinned to what is installed, so `mlflow models serve --env-manager local` finds no mismatch.
+# `forecast` itself is not on PyPI: serve in an environment where it is installed.
+_REQUIREMENTS = ("forecast", "mlflow", ("tensorflow", "tensorflow-cpu"), "keras", "numpy",
+                 "pandas", "scikit-learn", "pydantic")
+
+
+def pip_requirements() -> list[str]:
+    """The serving requirements, pinned to the installed versions (``forecast==0.1.0``, ...)."""
+    pins = []
+    for names in _REQUIREMENTS:
+        for name in (names,) if isinstance(names, str) else names:
+            try:
+                pins.append(f"{name}=={version(name)}")
+                break
+            except PackageNotFoundError:
+                continue
+    return pins
+
+
+def example_history(forecaster, info: ServingInfo,
+                    history: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The raw input example: the last ``lookback`` rows, the time column as ISO strings.
+
+    Args:
+        forecaster: the fitted forecaster.
+        info: its serving settings.
+        history: recent history (raw with the time column, or time-indexed as ``load_csv``
+            returns it). Default: a made-up history — the last training target values the
+            forecaster keeps, covariates at their training centre, timestamps from 2000-01-01.
+
+    Returns:
+        A DataFrame with ``info.time_col`` (text) and the input columns (float64).
+
+    Raises:
+        DataError: ``history`` lacks columns or rows.
+    """
+    lookback = forecaster.spec.lookback
+    columns = info.input_columns
+    if history is None:
+        targets = np.asarray(forecaster.insample, dtype=np.float64)[-lookback:]
+        if len(targets) < lookback:
+            raise DataError(f"the forecaster keeps only {len(targets)} training rows; pass "
+                            f"input_example= with at least {lookback} rows of history.")
+        data = {name: targets[:, j] for j, name in enumerate(info.targets)}
+        if info.covariates:
+            centre = forecaster.scaler.inverse_transform(
+                np.zeros((lookback, len(info.covariates))), columns=list(info.covariates))
+            data.update({name: centre[:, j] for j, name in enumerate(info.covariates)})
+        times = pd.date_range("2000-01-01", periods=lookback, freq=info.freq)
+        raw = pd.DataFrame({info.time_col: times, **data})
+    else:
+        if not isinstance(history, pd.DataFrame) or isinstance(history.index, pd.MultiIndex):
+            raise DataError("input_example must be a DataFrame of one series (a time column or "
+                            f"a DatetimeIndex). Received: {type(history).__name__}")
+        raw = as_raw_history(history, info.time_col)
+        missing = [c for c in [info.time_col, *columns] if c not in raw.columns]
+        if missing:
+            raise DataError(f"input_example lacks the columns {missing}; it needs "
+                            f"{[info.time_col, *columns]}.")
+        if len(raw) < lookback:
+            raise DataError(f"input_example has {len(raw)} rows; it needs at least {lookback} "
+                            "(the model's lookback).")
+        raw = raw.iloc[-lookback:]
+    times = pd.to_datetime(raw[info.time_col])
+    example = pd.DataFrame({info.time_col: [t.isoformat() for t in times]})
+    for name in columns:
+        example[name] = pd.to_numeric(raw[name]).to_numpy(dtype=np.float64)
+    return example
+
+
+def forecaster_signature(example: pd.DataFrame, output: pd.DataFrame, time_col: str):
+    """The model signature: the example's columns, each optional and of any type.
+
+    The served model checks the history itself, as ``load_csv`` checks a file, and answers a
+    missing column, a text cell or an integer column with a ``DataError`` that says what to do
+    (or takes it: integers are numbers). MLflow's own schema check would answer first
+    otherwise, and refuses integer columns for ``double`` inputs. So the inputs keep their
+    names but are declared optional and ``Any``; the outputs are inferred from the example's
+    forecast. The one parameter, ``source`` (default ``"model input"``), is how error messages
+    name the input; ``forecast predict`` passes the CSV's path.
+    """
+    from mlflow.models import infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    shown = output.copy()
+    if getattr(shown[time_col].dt, "tz", None) is not None:  # the schema has no time zones
+        shown[time_col] = shown[time_col].dt.tz_localize(None)
+    signature = infer_signature(example, shown, params={"source": SOURCE})
+    signature.inputs = Schema([
+        ColSpec(AnyType(), spec.name, required=False) for spec in signature.inputs.inputs
+    ])
+    return signature
+
+
+def log_forecaster(forecaster, *, time_col: str | None, name: str = "model",
+                   input_example: pd.DataFrame | None = None,
+                   registered_model_name: str | None = None, fill: str = "interpolate",
+                   max_gap: int | None = None):
+    """Logs a fitted forecaster as an MLflow pyfunc model (a model from code, no pickle).
+
+    Call it inside an active MLflow run. The logged model holds the artifact ``"forecaster"``
+    (``model.keras``, ``forecaster.json``, ``serving.json``), the code file
+    ``model_code.py``, a signature, an input example (the last ``lookback`` rows of history,
+    timestamps as ISO text) and ``requirements.txt`` pinned to the installed versions. It loads
+    and serves in an environment where ``forecast`` is installed
+    (``mlflow models serve -m URI --env-manager local``); no code is copied into the model.
+
+    Args:
+        forecaster: the fitted ``Forecaster``.
+        time_col: the name of the timestamp column of the raw history (as in the CSV); None
+            takes it from ``input_example`` (``attrs["time_col"]`` or the index name, as
+            ``load_csv`` sets them).
+        name: the model's name in the run (``runs:/<run_id>/<name>``).
+        input_example: recent history for the input example (raw, or time-indexed as
+            ``load_csv`` returns it); default a made-up history (see ``example_history``).
+        registered_model_name: also register the model under this name (a new version).
+        fill: how the served model fills gaps in the history (``interpolate``, ``ffill``,
+            ``zero``, ``error``); normally the policy used for training.
+        max_gap: the longest run of missing steps it fills (default 24).
+
+    Returns:
+        ``mlflow.models.model.ModelInfo`` (``.model_uri``, ``.registered_model_version``, ...).
+
+    Raises:
+        ModelError: the forecaster is not fitted or has no frequency.
+        ConfigError: ``time_col`` or ``fill`` is invalid.
+        DataError: ``input_example`` lacks columns or rows.
+
+    Example:
+        >>> with mlflow.start_run():
+        ...     info = log_forecaster(forecaster, time_col="date", input_example=frame)
+        >>> forecast.load(info.model_uri).predict(recent)
+    """
+    import mlflow.pyfunc
+
+    from forecast.data.frequency import check_fill, check_max_gap
+
+    if time_col is None and isinstance(input_example, pd.DataFrame):
+        time_col = input_example.attrs.get("time_col") or (
+            input_example.index.name if isinstance(input_example.index, pd.DatetimeIndex)
+            else None)
+    check_fill(fill)
+    max_gap = None if max_gap is None else check_max_gap(max_gap)
+    info = ServingInfo.for_forecaster(forecaster, time_col=time_col, fill=fill, max_gap=max_gap)
+    example = example_history(forecaster, info, input_example)
+    output = forecast_history(forecaster, info, example, source="input_example")
+    signature = forecaster_signature(example, output, time_col)
+    with tempfile.TemporaryDirectory(prefix="forecast-model-") as tmp:
+        folder = forecaster.save(Path(tmp) / ARTIFACT_KEY)
+        info.write(folder)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(MODEL_CODE),
+            artifacts={ARTIFACT_KEY: str(folder)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            registered_model_name=registered_model_name,
+        )

@@ -1,0 +1,262 @@
+"""The served model: ``ForecastModel``, an ``mlflow.pyfunc.PythonModel`` over a saved Forecaster.
+
+The MLflow model is the whole forecaster (DESIGN.md, "The served model is the whole
+forecaster"): it takes the raw recent history — a DataFrame with the time column and the input
+columns as in the training CSV, timestamps possibly as strings (JSON serving) — validates it like
+``load_csv`` does, and returns the future timestamps with the forecast in original units.
+Scaling, calendar features and windowing travel inside it.
+
+The model is logged as a *model from code* (``forecast/serving/model_code.py``, no cloudpickle).
+Its one artifact, ``"forecaster"``, is the folder written by ``Forecaster.save`` plus
+``serving.json``, which holds what ``forecaster.json`` does not: the time column's name and how
+the raw history is validated (fill policy, longest gap).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+
+from forecast.errors import ConfigError, DataError, ForecastError, ModelError
+
+ARTIFACT_KEY = "forecaster"
+SERVING_FILE = "serving.json"
+SOURCE = "model input"
+
+
+@dataclass(frozen=True)
+class ServingInfo:
+    """How the served model reads raw history, saved as ``serving.json`` beside the forecaster.
+
+    Attributes:
+        time_col: the name of the timestamp column (as in the training CSV).
+        targets: the target columns, in the forecaster's order.
+        covariates: the past covariate columns.
+        freq: the pandas frequency alias of the series.
+        fill: the gap policy of ``validate_frame`` (``interpolate``, ``ffill``, ``zero``,
+            ``error``).
+        max_gap: the longest run of missing steps ``fill`` may fill (None: the default, 24).
+    """
+
+    time_col: str
+    targets: tuple[str, ...]
+    covariates: tuple[str, ...] = ()
+    freq: str | None = None
+    fill: str = "interpolate"
+    max_gap: int | None = None
+    format: int = field(default=1)
+
+    @property
+    def input_columns(self) -> list[str]:
+        return [*self.targets, *self.covariates]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["targets"] = list(self.targets)
+        data["covariates"] = list(self.covariates)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ServingInfo:
+        return cls(
+            time_col=data["time_col"],
+            targets=tuple(data["targets"]),
+            covariates=tuple(data.get("covariates") or ()),
+            freq=data.get("freq"),
+            fill=data.get("fill", "interpolate"),
+            max_gap=data.get("max_gap"),
+            format=int(data.get("format", 1)),
+        )
+
+    @classmethod
+    def for_forecaster(cls, forecaster, *, time_col: str, fill: str = "interpolate",
+                       max_gap: int | None = None) -> ServingInfo:
+        """The serving settings of a fitted forecaster.
+
+        Raises:
+            ConfigError: ``time_col`` is not a column name or names an input column.
+            ModelError: the forecaster is not fitted or has no frequency.
+        """
+        if forecaster.model is None or forecaster.spec is None:
+            raise ModelError("the forecaster is not fitted: call fit(train, val) before logging.")
+        if not isinstance(time_col, str) or not time_col:
+            raise ConfigError(f"`time_col` must be the name of the timestamp column (a non-empty "
+                              f"string). Received: time_col={time_col!r}")
+        spec = forecaster.spec
+        inputs = [*spec.targets, *spec.past_covariates]
+        if time_col in inputs:
+            raise ConfigError(f"`time_col` must be the timestamp column, not an input column "
+                              f"({inputs}). Received: time_col={time_col!r}")
+        if not forecaster.freq:
+            raise ModelError("the forecaster has no frequency, so future timestamps cannot be "
+                             "computed; train it on a frame with a regular frequency "
+                             "(load_csv(..., freq='h')).")
+        return cls(time_col=time_col, targets=tuple(spec.targets),
+                   covariates=tuple(spec.past_covariates), freq=forecaster.freq, fill=fill,
+                   max_gap=max_gap)
+
+    def write(self, folder) -> Path:
+        path = Path(folder) / SERVING_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path
+
+    @classmethod
+    def read(cls, folder) -> ServingInfo:
+        """Reads ``serving.json`` from a saved-forecaster folder.
+
+        Raises:
+            ModelError: the file is missing or not valid.
+        """
+        path = Path(folder) / SERVING_FILE
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{path} cannot be read ({type(exc).__name__}: {exc}); log the "
+                             "model again with forecast.serving.log_forecaster.") from None
+
+
+def as_raw_history(frame: pd.DataFrame, time_col: str) -> pd.DataFrame:
+    """Puts a time-indexed frame's index back into the column ``time_col`` (raw frames pass)."""
+    if time_col in frame.columns or not isinstance(frame.index, pd.DatetimeIndex):
+        return frame
+    out = frame.copy()
+    out.index = out.index.rename(time_col)
+    return out.reset_index()
+
+
+def forecast_history(forecaster, info: ServingInfo, history, *, source: str = SOURCE):
+    """Validates raw history and forecasts the ``horizon`` steps after its last timestamp.
+
+    Args:
+        forecaster: the fitted ``Forecaster``.
+        info: the ``ServingInfo`` (time column, fill policy).
+        history: a DataFrame with ``info.time_col`` (datetimes or text) and the input columns,
+            at least ``lookback`` rows (the last ones are used); a time-indexed frame works too.
+        source: how error messages name the input.
+
+    Returns:
+        A DataFrame with the column ``info.time_col`` (the future timestamps), then one column
+        per target in original units and, for quantile models, ``<target>_q<level>`` columns;
+        ``horizon`` rows, a plain ``RangeIndex``.
+
+    Raises:
+        DataError: missing columns, too few rows, gaps longer than the fill limit, bad values.
+    """
+    from forecast.data.io import validate_frame
+    from forecast.data.validation import quote_list
+
+    if not isinstance(history, pd.DataFrame):
+        raise DataError(f"{source!r}: expected a DataFrame of recent history with the columns "
+                        f"{[info.time_col, *info.input_columns]}; received "
+                        f"{type(history).__name__}.")
+    lookback = forecaster.spec.lookback
+    raw = as_raw_history(history, info.time_col)
+    expected = [info.time_col, *info.input_columns]
+    missing = [name for name in expected if name not in raw.columns]
+    if missing:
+        raise DataError(
+            f"{source!r}: lacks the column(s) {quote_list(missing)}. The model reads the time "
+            f"column {info.time_col!r} and {quote_list(info.input_columns)}: send at least "
+            f"{lookback} rows of recent history with these columns."
+        )
+    frame = validate_frame(
+        raw, source=source, time_col=info.time_col,
+        targets=list(info.targets), covariates=list(info.covariates) or None, freq=info.freq,
+        fill=info.fill, max_gap=info.max_gap, min_rows=lookback,
+        min_rows_reason=f"the model's lookback is {lookback}",
+    )
+    forecast = forecaster.predict(frame)
+    forecast.index = forecast.index.rename(info.time_col)
+    return forecast.reset_index()
+
+
+# -- errors that both MLflow's scoring server and Python callers understand ----------------------
+
+
+class ServingDataError(DataError, MlflowException):
+    """A DataError raised inside the served model; MLflow's server answers it with HTTP 400."""
+
+
+class ServingConfigError(ConfigError, MlflowException):
+    """A ConfigError raised inside the served model (HTTP 400)."""
+
+
+class ServingModelError(ModelError, MlflowException):
+    """A ModelError raised inside the served model (HTTP 500)."""
+
+
+def _for_mlflow(exc: ForecastError) -> MlflowException:
+    """The same error as an MlflowException too, so the scoring server shows its message."""
+    message = str(exc)
+    if isinstance(exc, DataError):
+        return ServingDataError(message, error_code=INVALID_PARAMETER_VALUE)
+    if isinstance(exc, ConfigError):
+        return ServingConfigError(message, error_code=INVALID_PARAMETER_VALUE)
+    return ServingModelError(message, error_code=INTERNAL_ERROR)
+
+
+class ForecastModel(mlflow.pyfunc.PythonModel):
+    """A saved ``Forecaster`` as an MLflow pyfunc model: raw history in, forecast frame out.
+
+    Artifacts:
+        ``"forecaster"``: a folder with ``model.keras``, ``forecaster.json`` and
+        ``serving.json`` (loaded with Keras ``safe_mode=True``; nothing is unpickled).
+
+    Example:
+        >>> model = forecast.load("models:/sales@champion")
+        >>> model.predict(pd.DataFrame({"date": [...], "y": [...]}))   # horizon rows
+    """
+
+    def __init__(self):
+        self.forecaster = None
+        self.info: ServingInfo | None = None
+
+    def load_context(self, context) -> None:
+        """Loads the forecaster and its serving settings from the ``"forecaster"`` artifact.
+
+        Raises:
+            ModelError: the artifact is missing or does not hold a saved forecaster.
+        """
+        from forecast.forecaster import Forecaster
+
+        folder = (context.artifacts or {}).get(ARTIFACT_KEY)
+        if folder is None:
+            raise ModelError(f"the MLflow model has no {ARTIFACT_KEY!r} artifact; log it with "
+                             "forecast.serving.log_forecaster.")
+        self.forecaster = Forecaster.load(folder)
+        self.info = ServingInfo.read(folder)
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
+        """Forecasts the ``horizon`` steps after the last timestamp of ``model_input``.
+
+        Args:
+            context: the MLflow context (unused; the forecaster is loaded in ``load_context``).
+            model_input: a DataFrame of raw recent history: the time column (datetimes or ISO
+                text) and the input columns, at least ``lookback`` rows.
+            params: optional ``{"source": NAME}``: how error messages name the input (the CLI
+                passes the CSV's path).
+
+        Returns:
+            A DataFrame: the time column with the future timestamps, the target forecasts in
+            original units and, for quantile models, ``<target>_q<level>`` columns.
+
+        Raises:
+            DataError: the input cannot be used (missing column, too few rows, a gap too long);
+                it is also an ``MlflowException`` so that the scoring server answers HTTP 400
+                with the message.
+        """
+        if self.forecaster is None:
+            raise ServingModelError("ForecastModel.predict was called before load_context.")
+        source = str((params or {}).get("source") or SOURCE)
+        try:
+            return forecast_history(self.forecaster, self.info, model_input, source=source)
+        except ForecastError as exc:
+            if isinstance(exc, MlflowException):
+                raise
+            raise _for_mlflow(exc) from exc
