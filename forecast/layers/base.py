@@ -101,6 +101,7 @@ class RecurrentLayer(keras.layers.Layer):
         raise NotImplementedError
 
     def _run_fused(self, x, states, training):
+        """x: [B, T, D] (already reversed for go_backwards); returns (output, new_states)."""
         raise NotImplementedError
 
     def _run_loop(self, x, mask, states, training):
@@ -250,6 +251,12 @@ class RecurrentLayer(keras.layers.Layer):
         kernel, reason = self._choose_kernel(mask, training)
         self._record(kernel, reason)
 
+        if kernel == "fused":  # batch-major in and out; transposes happen inside the XLA kernel
+            if self.go_backwards:
+                x = tf.reverse(x, [1])
+            output, new_states = self._run_fused(x, states, training)
+            return self._finish(output, new_states)
+
         x_tm = tf.transpose(x, [1, 0, 2])  # [B, T, D] -> [T, B, D]
         mask_tm = None if mask is None else tf.transpose(tf.cast(mask, tf.bool))  # [T, B]
 
@@ -263,19 +270,18 @@ class RecurrentLayer(keras.layers.Layer):
             if self.go_backwards:
                 x_tm = tf.reverse(x_tm, [0])
                 mask_tm = None if mask_tm is None else tf.reverse(mask_tm, [0])
-            if kernel == "fused":
-                outs, new_states = self._run_fused(x_tm, states, training)
-            else:
-                outs, new_states = self._run_loop(x_tm, mask_tm, states, training)
-
-        if self.stateful:
-            for var, value in zip(self.states, new_states, strict=True):
-                var.assign(value)
+            outs, new_states = self._run_loop(x_tm, mask_tm, states, training)
 
         if self.return_sequences:
             output = tf.transpose(outs, [1, 0, 2])  # [T, B, H] -> [B, T, H]
         else:
             output = outs[-1]  # [B, H]
+        return self._finish(output, new_states)
+
+    def _finish(self, output, new_states):
+        if self.stateful:
+            for var, value in zip(self.states, new_states, strict=True):
+                var.assign(value)
         if self.return_state:
             return [output, *new_states]
         return output

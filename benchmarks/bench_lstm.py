@@ -1,0 +1,137 @@
+"""Train-step time of forecast.layers.LSTM against its peers, in one process.
+
+Model: LSTM(units) -> Dense(horizon), MSE, Adam. Time = median ms of `train_on_batch` (forward,
+backward and the Adam update) after warm-up, at three shapes (batch, steps, features, units,
+horizon). Peers: keras.layers.LSTM, the same with `jit_compile=True`, and torch.nn.LSTM when
+torch is installed (its column is skipped otherwise).
+
+Prints one row per shape with each time, our ratio against keras and against the best peer
+(ratio = peer time / our time; > 1 means we are faster); the last line is the headline: the
+smallest ratio against keras over the shapes.
+
+    python benchmarks/bench_lstm.py [--repeats 30] [--shapes small,mid,big]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from forecast.layers import LSTM  # noqa: E402
+
+SHAPES = {  # name: (batch, steps, features, units, horizon)
+    "small": (32, 48, 1, 32, 12),
+    "mid": (64, 96, 7, 64, 24),
+    "big": (256, 96, 7, 128, 96),
+}
+
+
+def _data(batch, steps, features, horizon, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, steps, features)).astype("float32")
+    y = rng.normal(size=(batch, horizon)).astype("float32")
+    return x, y
+
+
+def keras_step(layer, shape, jit_compile=False):
+    """A train_on_batch closure for LSTM-like layer -> Dense(horizon)."""
+    batch, steps, features, units, horizon = shape
+    x, y = _data(batch, steps, features, horizon)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((steps, features)), layer, keras.layers.Dense(horizon)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", jit_compile=jit_compile)
+    return lambda: model.train_on_batch(x, y)
+
+
+def torch_step(shape):
+    """The same model and step in torch (forward, backward, Adam); None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    batch, steps, features, units, horizon = shape
+    x, y = (torch.from_numpy(a) for a in _data(batch, steps, features, horizon))
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(features, units, batch_first=True)
+    head = torch.nn.Linear(units, horizon)
+    opt = torch.optim.Adam(list(lstm.parameters()) + list(head.parameters()), lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        out, _ = lstm(x)
+        loss = torch.nn.functional.mse_loss(head(out[:, -1]), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def time_round_robin(steps, repeats, warmup):
+    """Median ms per step of each closure, timed in turns so that load spikes hit all alike."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--shapes", default="small,mid,big")
+    args = parser.parse_args(argv)
+
+    try:
+        import torch  # noqa: F401
+
+        has_torch = True
+    except ImportError:
+        has_torch = False
+        print("torch is not installed: the torch.nn.LSTM column is skipped.")
+
+    header = f"{'shape (B,T,D,H,horizon)':<28}{'ours':>9}{'keras':>9}{'keras+jit':>11}"
+    header += f"{'torch':>9}" if has_torch else ""
+    header += f"{'vs keras':>10}{'vs best':>9}"
+    print("train_on_batch ms/step (median), ratio = peer / ours (> 1: we are faster)")
+    print(header)
+    ratios_keras = []
+    for name in args.shapes.split(","):
+        shape = SHAPES[name]
+        units = shape[3]
+        steps = {
+            "ours": keras_step(LSTM(units), shape),
+            "keras": keras_step(keras.layers.LSTM(units), shape),
+            "keras+jit": keras_step(keras.layers.LSTM(units), shape, jit_compile=True),
+        }
+        if has_torch:
+            steps["torch"] = torch_step(shape)
+        repeats = max(5, args.repeats // 3) if name == "big" else args.repeats
+        ms = time_round_robin(steps, repeats, args.warmup)
+        ours = ms.pop("ours")
+        row = f"{name + ' ' + str(shape):<28}{ours:>9.1f}"
+        row += "".join(f"{ms[k]:>{w}.1f}" for k, w in (("keras", 9), ("keras+jit", 11)))
+        row += f"{ms['torch']:>9.1f}" if has_torch else ""
+        ratio_keras = min(ms["keras"], ms["keras+jit"]) / ours
+        ratios_keras.append(ratio_keras)
+        row += f"{ratio_keras:>9.2f}x{min(ms.values()) / ours:>8.2f}x"
+        print(row, flush=True)
+    print(f"headline: smallest ratio vs keras (plain and jit) over the shapes: "
+          f"{min(ratios_keras):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Peephole LSTM (Gers & Schmidhuber 2000) against a NumPy reference of its equations."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from forecast.errors import ConfigError
+from forecast.layers import LSTM
+
+B, T, D, H = 3, 6, 4, 5
+
+
+def _sig(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def numpy_peephole_lstm(x, kernel, recurrent, bias, peep, h, c):
+    """x [B, T, D]; returns (outputs [B, T, H], h, c). Gates i, f, c, o; peep rows i, f, o."""
+    outs = []
+    for t in range(x.shape[1]):
+        z = x[:, t] @ kernel + h @ recurrent + bias
+        z_i, z_f, z_c, z_o = np.split(z, 4, axis=1)
+        i = _sig(z_i + peep[0] * c)
+        f = _sig(z_f + peep[1] * c)
+        c = f * c + i * np.tanh(z_c)
+        o = _sig(z_o + peep[2] * c)
+        h = o * np.tanh(c)
+        outs.append(h)
+    return np.stack(outs, axis=1), h, c
+
+
+def _layer_and_weights(seed, **kwargs):
+    rng = np.random.default_rng(seed)
+    layer = LSTM(H, peephole=True, return_sequences=True, return_state=True, **kwargs)
+    layer.build((None, T, D))
+    weights = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in layer.weights]
+    layer.set_weights(weights)
+    return layer, weights, rng
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_matches_numpy_reference(go_backwards):
+    layer, (kernel, recurrent, bias, peep), rng = _layer_and_weights(0, go_backwards=go_backwards)
+    assert peep.shape == (3, H)
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    h0, c0 = (rng.normal(size=(B, H)).astype("float32") for _ in range(2))
+    out, h, c = layer(x, initial_state=[h0, c0])
+    x_ref = x[:, ::-1] if go_backwards else x
+    ref_out, ref_h, ref_c = numpy_peephole_lstm(x_ref, kernel, recurrent, bias, peep, h0, c0)
+    np.testing.assert_allclose(out, ref_out, atol=1e-5)
+    np.testing.assert_allclose(h, ref_h, atol=1e-5)
+    np.testing.assert_allclose(c, ref_c, atol=1e-5)
+    assert layer.kernel_used == "loop" and "peephole" in layer.kernel_reason
+
+
+def test_gradient_matches_finite_differences():
+    layer, weights, rng = _layer_and_weights(1)
+    x = rng.normal(size=(B, T, D)).astype("float64")
+    peep = tf.Variable(weights[3])
+    with tf.GradientTape() as tape:
+        out = layer(x)[0]
+        loss = tf.reduce_sum(out * np.linspace(-1, 1, H))
+    grad = tape.gradient(loss, layer.cell.peephole_kernel)
+
+    def loss_at(p):
+        return float(np.sum(numpy_peephole_lstm(x, *weights[:3], p, np.zeros((B, H)),
+                                                np.zeros((B, H)))[0] * np.linspace(-1, 1, H)))
+
+    eps = 1e-4
+    numeric = np.zeros_like(weights[3], dtype="float64")
+    for idx in np.ndindex(*numeric.shape):
+        plus, minus = weights[3].astype("float64"), weights[3].astype("float64")
+        plus[idx] += eps
+        minus[idx] -= eps
+        numeric[idx] = (loss_at(plus) - loss_at(minus)) / (2 * eps)
+    np.testing.assert_allclose(grad, numeric, atol=2e-3)
+    del peep
+
+
+def test_peephole_refuses_cudnn():
+    with pytest.raises(ConfigError, match="peephole"):
+        LSTM(H, peephole=True, implementation="cudnn")
