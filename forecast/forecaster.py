@@ -113,7 +113,7 @@ class Forecaster:
 
     def __init__(self, config: dict | ForecasterConfig):
         self.config = parse_config(config)
-        self.options = ModelOptions(**self.config.model) if self.config.model else ModelOptions()
+        self.options = ModelOptions.from_dict(self.config.model)
         self.model: keras.Model | None = None
         self.scaler: Scaler | None = None
         self.spec: WindowSpec | None = None
