@@ -1,0 +1,431 @@
+"""The YAML pipeline as data: pydantic models (``extra="forbid"``) and a loader that names lines.
+
+A pipeline file declares one forecasting job from CSV to forecast CSV::
+
+    name: quickstart
+    data:
+      path: ../datasets/ETTh1.csv      # relative paths are resolved against this file's folder
+      time_col: date
+      targets: [OT]
+    split: {val: 0.1, test: 0.2}       # or borders: [train_end, val_end, test_end]
+    window: {lookback: 96, horizon: 24}
+    model: {setup: many_to_one, cell: lstm, units: 32, instance_norm: revin, linear_skip: true}
+    train: {epochs: 5, patience: 2, batch_size: 64}
+    evaluate: {metrics: [mae, rmse, mase], backtest_folds: 2}
+    register: {name: etth1-ot, promotion_metric: mase, promotion_folds: 2}
+    forecast: {path: ../outputs/quickstart_forecast.csv}
+    schedule: {cron: "0 2 * * *", timezone: UTC}
+
+Every problem is a ``ConfigError`` naming the file, the line, the dotted place in the file and,
+for a misspelt key, the nearest valid one::
+
+    nightly.yaml, line 9: window.horizn: unknown key (did you mean horizon?)
+
+YAML is read with ``yaml.safe_load`` only; ``yaml.compose`` (the safe loader's node tree) supplies
+the line of every key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import types
+import typing
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from forecast.errors import ConfigError
+from forecast.training.config import TrainConfig
+
+#: the setups, cells and instance norms of ``forecast.models`` (checked by the tests; kept here
+#: so validating a pipeline does not import TensorFlow).
+SETUPS = ("many_to_one", "one_to_many", "seq2seq", "synced")
+CELLS = ("lstm", "peephole", "gru")
+INSTANCE_NORMS = ("none", "revin", "last")
+METRICS = ("mae", "rmse", "mape", "smape", "mase", "pinball", "coverage")
+PROMOTION_METRICS = ("mae", "rmse", "mape", "smape", "mase", "mse")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSection(_Section):
+    """Where the series comes from; the arguments of ``forecast.data.load_csv``."""
+
+    path: Path
+    time_col: str | None = None
+    targets: list[str] | None = None
+    covariates: list[str] | None = None
+    id_col: str | None = None
+    freq: str | None = None
+    fill: Literal["interpolate", "ffill", "zero", "error"] = "interpolate"
+    duplicates: Literal["error", "first", "last", "mean"] = "error"
+    max_gap: int | None = Field(None, ge=1)
+
+    @field_validator("targets", "covariates", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
+class SplitSection(_Section):
+    """The chronological split: fractions, or explicit row borders."""
+
+    val: float = Field(0.1, ge=0, lt=1)
+    test: float = Field(0.2, gt=0, lt=1)
+    borders: tuple[int, int, int] | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.borders is None and self.val + self.test >= 1:
+            raise ValueError(f"val + test must leave rows to train on. Received: val={self.val}, "
+                             f"test={self.test}.")
+        if self.borders is not None:
+            a, b, c = self.borders
+            if not 0 < a <= b < c:
+                raise ValueError("borders are row numbers train_end <= val_end < test_end, all "
+                                 f"positive. Received: borders={list(self.borders)}.")
+        return self
+
+
+class WindowSection(_Section):
+    """How much history the model reads and how far it forecasts."""
+
+    horizon: int = Field(ge=1)
+    lookback: int | None = Field(None, ge=1)
+
+
+class ModelSection(_Section):
+    """The network (``forecast.models.ModelOptions``) and the forecaster's feature settings."""
+
+    setup: Literal[SETUPS] = "many_to_one"
+    cell: Literal[CELLS] = "lstm"
+    units: int = Field(64, ge=1)
+    layers: int = Field(1, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    quantiles: tuple[float, ...] | None = None
+    instance_norm: Literal[INSTANCE_NORMS] = "none"
+    channel_independent: bool = False
+    linear_skip: bool = False
+    calendar: bool = True
+    scaler: Literal["standard", "minmax", "robust"] = "standard"
+
+
+class TrainSection(TrainConfig):
+    """``forecast.training.TrainConfig`` plus the batch size (one line per epoch by default)."""
+
+    batch_size: int = Field(32, ge=1)
+    verbose: Literal[0, 1, 2] = 2
+
+
+class EvaluateSection(_Section):
+    """What is reported: the test metrics shown, and an optional rolling-origin backtest."""
+
+    metrics: list[Literal[METRICS]] = Field(default_factory=lambda: ["mae", "rmse", "mase"])
+    backtest_folds: int | None = Field(None, ge=1)
+    backtest_epochs: int | None = Field(None, ge=1)
+
+
+class RegisterSection(_Section):
+    """Register the model (alias ``challenger``) and promote it to ``champion`` if better."""
+
+    name: str = Field(min_length=1)
+    promotion_metric: Literal[PROMOTION_METRICS] = "mase"
+    promotion_folds: int = Field(3, ge=1)
+    promotion_epochs: int | None = Field(None, ge=1)
+
+
+class ForecastSection(_Section):
+    """Where the forecast CSV goes (relative to the pipeline file's folder, or absolute)."""
+
+    path: Path
+
+
+class ScheduleSection(_Section):
+    """When ``forecast schedule`` runs the pipeline.
+
+    ``cron`` is a standard 5-field crontab line (minute hour day month weekday) or a 6-field
+    one whose first field is the second (``"*/5 * * * * *"``: every five seconds).
+    ``interval_seconds`` instead runs it every N seconds (tests, debugging).
+    """
+
+    cron: str | None = None
+    timezone: str = "UTC"
+    interval_seconds: float | None = Field(None, gt=0)
+    misfire_grace_seconds: int = Field(3600, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ValueError("give exactly one of cron (e.g. \"0 2 * * *\") and interval_seconds.")
+        if self.cron is not None:
+            from forecast.scheduling.triggers import cron_trigger
+
+            cron_trigger(self.cron, self.timezone)  # ValueError names the bad field
+        else:
+            from forecast.scheduling.triggers import check_timezone
+
+            check_timezone(self.timezone)
+        return self
+
+
+with warnings.catch_warnings():
+    # ``register`` is a section name; it shadows ABCMeta.register on the class, not on instances
+    warnings.filterwarnings("ignore", message=".*shadows an attribute in parent.*")
+
+    class PipelineSpec(_Section):
+        """A whole pipeline file. Only ``name``, ``data`` and ``window`` are required."""
+
+        name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+        description: str | None = None
+        experiment: str = "forecast"
+        data: DataSection
+        split: SplitSection = Field(default_factory=SplitSection)
+        window: WindowSection
+        model: ModelSection = Field(default_factory=ModelSection)
+        train: TrainSection = Field(default_factory=TrainSection)
+        evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+        register: RegisterSection | None = None
+        forecast: ForecastSection | None = None
+        schedule: ScheduleSection | None = None
+
+        # -- mapping onto the toolkit ------------------------------------------------------------
+
+        def forecaster_config(self) -> dict:
+            """The ``ForecasterConfig`` fields (a dict; ``forecast.forecaster.parse_config`` it)."""
+            model = self.model.model_dump()
+            train = self.train.model_dump(exclude={"batch_size"})
+            return {
+                "horizon": self.window.horizon,
+                "lookback": self.window.lookback,
+                "setup": model.pop("setup"),
+                "calendar": model.pop("calendar"),
+                "scaler": model.pop("scaler"),
+                "batch_size": self.train.batch_size,
+                "model": {k: v for k, v in model.items() if v is not None},
+                "train": train,
+            }
+
+        def digest(self) -> str:
+            """A hash of everything that decides the trained model (not the schedule)."""
+            data = self.model_dump(mode="json", exclude={"schedule", "description"})
+            return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+# -- loading with line numbers ----------------------------------------------------------------
+
+
+def _marks(node, prefix: tuple = (), marks: dict | None = None, problems: list | None = None):
+    """Dotted path -> 1-based line of every key and item in the composed YAML tree."""
+    marks = {} if marks is None else marks
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            path = (*prefix, key)
+            if key in seen and problems is not None:
+                problems.append((path, key_node.start_mark.line + 1, "duplicate key"))
+            seen.add(key)
+            marks[path] = key_node.start_mark.line + 1
+            _marks(value_node, path, marks, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            marks[(*prefix, i)] = item.start_mark.line + 1
+            _marks(item, (*prefix, i), marks, problems)
+    return marks
+
+
+def _dotted(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _model_of(annotation):
+    """The pydantic model inside ``annotation`` (``X``, ``X | None``), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_of(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _fields_at(path) -> list[str]:
+    """The valid keys of the section at ``path`` (dotted parts), or [] when not a section."""
+    model = PipelineSpec
+    for part in path:
+        field = model.model_fields.get(str(part))
+        model = _model_of(field.annotation) if field else None
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _line(marks: dict, path) -> int | None:
+    path = tuple(path)
+    while path:
+        if path in marks:
+            return marks[path]
+        path = path[:-1]
+    return None
+
+
+def _describe(err: dict) -> tuple[tuple, str]:
+    loc = tuple(p for p in err["loc"] if not str(p).startswith("function-after"))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key, parent = str(loc[-1]), loc[:-1]
+        valid = _fields_at(parent)
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"valid keys: {', '.join(valid)}"
+        return loc, f"unknown key ({hint})"
+    if kind == "missing":
+        return loc, "missing (required)"
+    message = err["msg"].removeprefix("Value error, ").rstrip()
+    if not message.endswith((".", "?")):
+        message += "."
+    if "input" in err and kind not in ("model_type", "dict_type") and not isinstance(
+        err["input"], dict
+    ):
+        message += f" Received: {err['input']!r}."
+    return loc, message
+
+
+def parse_overrides(overrides) -> list[tuple[tuple[str, ...], Any]]:
+    """``["window.horizon=48", ...]`` as ``[(("window", "horizon"), 48), ...]``.
+
+    The value is read with ``yaml.safe_load`` (``48`` is an int, ``[a, b]`` a list, ``null``
+    None).
+
+    Raises:
+        ConfigError: an override without ``=`` or with an empty key.
+    """
+    parsed = []
+    for text in overrides or ():
+        key, sep, value = str(text).partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set takes KEY=VALUE with a dotted key, e.g. "
+                              f"window.horizon=48. Received: {text!r}.")
+        try:
+            parsed.append((tuple(key.split(".")), yaml.safe_load(value) if value else None))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc}).") from None
+    return parsed
+
+
+def apply_overrides(data: dict, overrides) -> dict:
+    """Sets each ``(path, value)`` in the nested dict ``data`` (sections made as needed)."""
+    for path, value in overrides:
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def _resolve(folder: Path, path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else (folder / path).resolve()
+
+
+def load_pipeline(path, *, overrides=()) -> PipelineSpec:
+    """Reads, overrides and validates a pipeline file.
+
+    Args:
+        path: the YAML file.
+        overrides: ``"dotted.key=value"`` strings applied before validation (``--set``).
+
+    Returns:
+        The ``PipelineSpec``, with ``data.path``, ``forecast.path`` and
+        ``train.checkpoint_dir`` made absolute (relative ones are relative to the file's folder).
+
+    Raises:
+        ConfigError: the file is missing or not YAML, or a setting is invalid; the message names
+            the file, the line, the dotted key and (for a misspelt key) the nearest valid key.
+
+    Example:
+        >>> load_pipeline("pipelines/quickstart.yaml", overrides=["window.horizon=48"]).window
+        WindowSection(horizon=48, lookback=96)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"pipeline file {path} does not exist; give the path of a YAML file "
+                          "such as pipelines/quickstart.yaml.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"pipeline file {path} cannot be read: {exc}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}. Check the indentation "
+                          "and quoting there.") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}, line 1: a pipeline file is a mapping of sections (name, data, "
+                          f"window, ...); this one holds a {type(data).__name__}.")
+    problems: list = []
+    marks = _marks(node, problems=problems)
+    parsed = parse_overrides(overrides)
+    apply_overrides(data, parsed)
+    overridden = {p for p, _ in parsed}
+    if problems:
+        raise ConfigError(_message(path, problems))
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        suggested = set()
+        for err in errors:
+            if err["type"] == "extra_forbidden":
+                close = difflib.get_close_matches(str(err["loc"][-1]),
+                                                  _fields_at(err["loc"][:-1]), n=1, cutoff=0.6)
+                suggested.update((*err["loc"][:-1], c) for c in close)
+        for err in errors:
+            if err["type"] == "missing" and tuple(err["loc"]) in suggested:
+                continue  # the misspelt key already says "did you mean <this>?"
+            loc, message = _describe(err)
+            origin = next((p for p in overridden if tuple(map(str, loc[: len(p)])) == p), None)
+            line = "--set" if origin else _line(marks, loc)
+            problems.append((loc, line, message))
+        problems.sort(key=lambda p: p[1] if isinstance(p[1], int) else 1 << 30)
+        raise ConfigError(_message(path, problems)) from None
+    folder = path.resolve().parent
+    spec.data.path = _resolve(folder, spec.data.path)
+    if spec.forecast is not None:
+        spec.forecast.path = _resolve(folder, spec.forecast.path)
+    if spec.train.checkpoint_dir is not None:
+        spec.train.checkpoint_dir = _resolve(folder, spec.train.checkpoint_dir)
+    return spec
+
+
+def _message(path: Path, problems: list) -> str:
+    parts = []
+    for loc, line, message in problems:
+        where = "from --set" if line == "--set" else (f"line {line}" if line else "")
+        parts.append(f"{where + ': ' if where else ''}{_dotted(loc)}: {message}")
+    head = f"{path}: invalid pipeline" if len(parts) > 1 else f"{path}"
+    if len(parts) == 1:
+        loc, line, _ = problems[0]
+        if isinstance(line, int):
+            return f"{path}, {parts[0]}"
+        return f"{path}: {parts[0]}"
+    return f"{head}: " + "; ".join(parts)

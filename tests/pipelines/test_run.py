@@ -1,0 +1,100 @@
+"""End to end: a tiny pipeline YAML on a synthetic CSV, through the API and the CLI."""
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+from conftest import synthetic_frame
+from mlflow import MlflowClient
+
+from forecast.cli import main
+from forecast.pipelines import run_pipeline
+
+PIPELINE = """\
+name: tiny
+data:
+  path: data/series.csv
+  time_col: date
+  targets: [y]
+  covariates: [x]
+window: {lookback: 24, horizon: 6}
+model: {units: 4, linear_skip: true}
+train: {epochs: 1, batch_size: 64, verbose: 0, seed: 1}
+evaluate: {metrics: [mae, mase]}
+register: {name: tiny-model, promotion_folds: 2, promotion_epochs: 1}
+forecast: {path: out/forecast.csv}
+"""
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    (tmp_path / "data").mkdir()
+    synthetic_frame(360).to_csv(tmp_path / "data" / "series.csv", index=False)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(PIPELINE)
+    return path
+
+
+def cli(capsys, *args):
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_a_pipeline_runs_once_skips_unchanged_data_and_reruns_when_forced(
+        pipeline, tmp_path, capsys):
+    result = run_pipeline(pipeline)
+    assert not result.skipped and result.version == "1"
+    run = MlflowClient().get_run(result.run_id)
+    assert run.info.status == "FINISHED"  # still FINISHED after the steps added to it
+    tags, metrics = run.data.tags, run.data.metrics
+    assert tags["pipeline.name"] == "tiny" and tags["registry.version"] == "1"
+    assert tags["watermark.last_timestamp"] == "2024-01-15 23:00:00"
+    assert len(tags["watermark.sha256"]) == 64
+    for step in ("validate", "ingest", "train", "evaluate", "register", "forecast"):
+        assert metrics[f"step.{step}.seconds"] >= 0
+    assert metrics["step.train.seconds"] > 0 and "test.model.mase" in metrics
+    assert set(result.metrics["model"]) == {"mae", "mase"}
+    forecast = pd.read_csv(tmp_path / "out" / "forecast.csv", parse_dates=["date"])
+    assert list(forecast.columns) == ["date", "y"] and len(forecast) == 6
+    assert forecast["date"].iloc[0] == pd.Timestamp("2024-01-16 00:00:00")
+    assert forecast["y"].between(0, 25).all()
+    artifacts = [a.path for a in MlflowClient().list_artifacts(result.run_id, "forecast")]
+    assert artifacts == ["forecast/forecast.csv"]
+
+    # the same data and settings: skipped, exit code 0, nothing new in MLflow
+    code, out, _ = cli(capsys, "pipeline", "run", str(pipeline))
+    assert code == 0 and "skipped" in out and result.run_id in out
+    assert len(mlflow.search_runs(experiment_names=["forecast"])) == 1
+
+    # --force trains again; --set changes the horizon (register=null: the registry refuses to
+    # compare versions of different horizons)
+    code, out, _ = cli(capsys, "pipeline", "run", str(pipeline), "--force", "--json",
+                       "--set", "window.horizon=4", "--set", "register=null")
+    assert code == 0
+    forced = json.loads(out)
+    assert not forced["skipped"] and forced["run_id"] != result.run_id
+    assert forced["forecast_rows"] == 4 and len(pd.read_csv(forced["forecast_path"])) == 4
+    assert MlflowClient().get_run(forced["run_id"]).info.status == "FINISHED"
+
+
+def test_cli_validate_prints_a_summary_or_one_clean_error(pipeline, capsys):
+    code, out, _ = cli(capsys, "pipeline", "validate", str(pipeline))
+    assert code == 0 and out.startswith("OK: pipeline tiny") and "horizon 6" in out
+    pipeline.write_text(PIPELINE.replace("horizon: 6", "horizn: 6"))
+    code, out, err = cli(capsys, "pipeline", "validate", str(pipeline))
+    assert code == 2 and out == ""
+    assert "window.horizn" in err and "line 7" in err and "did you mean horizon?" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_whose_data_fails_to_load_is_recorded_failed(pipeline, capsys):
+    (pipeline.parent / "data" / "series.csv").write_text("date,y\n2024-01-01,1\n")
+    code, _, err = cli(capsys, "pipeline", "run", str(pipeline))
+    assert code == 2 and "error:" in err
+    (run,) = MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("forecast").experiment_id])
+    assert run.info.status == "FAILED" and run.data.tags["pipeline.name"] == "tiny"
+    assert run.data.tags["error"]

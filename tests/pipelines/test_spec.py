@@ -1,0 +1,117 @@
+"""Tests of forecast/pipelines/spec.py: validation messages name the key, the line, the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from forecast.errors import ConfigError
+from forecast.pipelines.spec import PipelineSpec, load_pipeline, parse_overrides
+
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
+
+VALID = """\
+name: tiny
+data:
+  path: data.csv
+  time_col: date
+  targets: [y]
+window:
+  horizon: 6
+  lookback: 24
+model:
+  units: 4
+train:
+  epochs: 1
+  batch_size: 64
+forecast:
+  path: out/forecast.csv
+"""
+
+
+def write(tmp_path, text, name="p.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def message(path, **kwargs):
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(path, **kwargs)
+    return str(info.value)
+
+
+def test_a_valid_file_maps_onto_the_forecaster_config(tmp_path):
+    spec = load_pipeline(write(tmp_path, VALID))
+    assert spec.data.path == (tmp_path / "data.csv").resolve()  # relative to the YAML's folder
+    assert spec.forecast.path == (tmp_path / "out" / "forecast.csv").resolve()
+    config = spec.forecaster_config()
+    assert config["horizon"] == 6 and config["lookback"] == 24 and config["batch_size"] == 64
+    assert config["model"]["units"] == 4 and config["train"]["epochs"] == 1
+    assert "batch_size" not in config["train"] and "setup" not in config["model"]
+    from forecast.forecaster import parse_config
+
+    assert parse_config(config).model == config["model"]
+
+
+def test_a_misspelt_key_names_its_place_line_and_the_nearest_key(tmp_path):
+    text = VALID.replace("  horizon: 6", "  horizn: 6")
+    msg = message(write(tmp_path, text))
+    assert "window.horizn" in msg and "line 7" in msg and "did you mean horizon?" in msg
+    assert "window.horizon: missing" not in msg  # the suggestion already covers it
+
+
+def test_an_unknown_section_and_bad_types_are_reported_with_lines(tmp_path):
+    text = VALID + "trian:\n  epochs: 2\n"
+    text = text.replace("units: 4", "units: many").replace("epochs: 1", "epochs: 0")
+    msg = message(write(tmp_path, text))
+    assert "line 16: trian: unknown key (did you mean train?)" in msg
+    assert "line 10: model.units" in msg and "'many'" in msg
+    assert "line 12: train.epochs" in msg and "greater than or equal to 1" in msg
+
+
+def test_bad_choices_and_cross_field_rules(tmp_path):
+    msg = message(write(tmp_path, VALID.replace("units: 4", "cell: lsmt")))
+    assert "model.cell" in msg and "'lstm', 'peephole' or 'gru'" in msg and "line 10" in msg
+    text = VALID + "schedule:\n  cron: '0 25 * * *'\n"
+    msg = message(write(tmp_path, text))
+    assert "schedule" in msg and "25" in msg and "line 16" in msg
+
+
+def test_bad_yaml_syntax_names_the_line(tmp_path):
+    text = VALID.replace("  lookback: 24", "  lookback: [24")
+    msg = message(write(tmp_path, text))
+    assert "not valid YAML" in msg and "line" in msg
+    msg = message(write(tmp_path, VALID + "window:\n  horizon: 3\n"))
+    assert "line 16: window: duplicate key" in msg
+    msg = message(write(tmp_path, "- just\n- a list\n"))
+    assert "mapping of sections" in msg
+    assert "does not exist" in message(tmp_path / "missing.yaml")
+
+
+def test_overrides_are_yaml_values_applied_by_dotted_path(tmp_path):
+    path = write(tmp_path, VALID)
+    assert parse_overrides(["window.horizon=48", "data.targets=[a, b]", "register=null"]) == [
+        (("window", "horizon"), 48), (("data", "targets"), ["a", "b"]), (("register",), None)]
+    spec = load_pipeline(path, overrides=["window.horizon=48", "register.name=m"])
+    assert spec.window.horizon == 48 and spec.register.name == "m"
+    msg = message(path, overrides=["window.horizn=4"])
+    assert "from --set: window.horizn: unknown key (did you mean horizon?)" in msg
+    assert "KEY=VALUE" in message(path, overrides=["window.horizon"])
+
+
+def test_the_spec_lists_match_the_model_package():
+    from forecast.models import CELLS, INSTANCE_NORMS, SETUPS
+
+    from forecast.pipelines import spec
+
+    assert set(spec.SETUPS) == set(SETUPS) and set(spec.CELLS) == set(CELLS)
+    assert set(spec.INSTANCE_NORMS) == set(INSTANCE_NORMS)
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "nightly.yaml"])
+def test_the_ready_pipelines_are_valid(name):
+    spec = load_pipeline(PIPELINES / name)
+    assert isinstance(spec, PipelineSpec) and spec.data.path.is_file()
+    assert spec.data.targets == ["OT"] and spec.window.horizon == 24
+    if name == "nightly.yaml":
+        assert spec.schedule.cron == "0 2 * * *" and spec.schedule.timezone == "UTC"
