@@ -73,7 +73,7 @@ def main() -> None:
     with PeakRSS() as ours_mem:
         began = time.perf_counter()
         seen = 0
-        for inputs, targets in make_dataset(frame, spec, batch_size=BATCH):
+        for _inputs, targets in make_dataset(frame, spec, batch_size=BATCH):
             seen += int(targets.shape[0])
         ours_s = time.perf_counter() - began
     assert seen == n_windows, (seen, n_windows)
@@ -85,7 +85,7 @@ def main() -> None:
         )
         began = time.perf_counter()
         keras_seen = 0
-        for k, (inputs, targets) in enumerate(dataset):
+        for k, (inputs, _targets) in enumerate(dataset):
             keras_seen += int(inputs.shape[0])
             if k + 1 >= KERAS_BATCHES:
                 break

@@ -138,7 +138,7 @@ class Forecaster:
         if self.model is None:
             return "unknown"
         kernels = {
-            str(getattr(layer, "kernel_used"))
+            str(layer.kernel_used)
             for layer in _all_layers(self.model)
             if getattr(layer, "kernel_used", None)
         }
@@ -376,5 +376,4 @@ class Forecaster:
 
 
 def _all_layers(model):
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        yield layer
+    yield from model._flatten_layers(include_self=False, recursive=True)

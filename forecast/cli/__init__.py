@@ -13,8 +13,13 @@ import click
 import typer
 from rich.console import Console
 
-from forecast.cli import data_commands, model_commands, serve_commands, tracking_commands
-from forecast.cli import pipeline_commands
+from forecast.cli import (
+    data_commands,
+    model_commands,
+    pipeline_commands,
+    serve_commands,
+    tracking_commands,
+)
 from forecast.errors import ForecastError
 
 app = typer.Typer(
@@ -39,6 +44,7 @@ serve_commands.register(app)
 tracking_commands.register(app)
 pipeline_commands.register(app)
 from forecast.cli import registry_commands  # noqa: E402
+
 registry_commands.register(app)
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -41,7 +41,8 @@ def inspect(
     table.add_row("covariates", ", ".join(frame.attrs.get("covariates", [])) or "-")
     if lookback and horizon:
         spec = WindowSpec(lookback, horizon, tuple(frame.attrs.get("targets", frame.columns)))
-        table.add_row(f"windows (lookback {lookback}, horizon {horizon})", str(spec.n_windows(frame)))
+        label = f"windows (lookback {lookback}, horizon {horizon})"
+        table.add_row(label, str(spec.n_windows(frame)))
     _console.print(table)
 
 

@@ -22,7 +22,7 @@ class WindowFrames(NamedTuple):
     """One window as DataFrames with their timestamps, for looking at what a model sees."""
 
     inputs: pd.DataFrame  # lookback rows: targets, past covariates, future covariates' history
-    future: pd.DataFrame | None  # horizon rows of known-future covariates (None when there are none)
+    future: pd.DataFrame | None  # horizon rows of known-future covariates, or None
     targets: pd.DataFrame  # horizon rows of the target columns
 
 
@@ -258,7 +258,7 @@ def make_dataset(
         raise ConfigError(f"`batch_size` must be a positive integer. Received: {batch_size!r}.")
     spec.check_frame(frame)
     data = _as_tensor(_packed_columns(frame, spec.input_columns))  # the one copy of the data
-    lookback, n_targets, n_future = spec.lookback, spec.n_targets, spec.n_future
+    n_targets, n_future = spec.n_targets, spec.n_future
 
     past_span = tf.range(spec.lookback, dtype=tf.int64)
     ahead_span = tf.range(spec.lookback, spec.min_rows, dtype=tf.int64)

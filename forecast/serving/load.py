@@ -26,10 +26,9 @@ def load_model(uri: str):
     if not isinstance(uri, str) or not uri.strip():
         raise ModelError(f"the model URI must be a non-empty string such as "
                          f"'models:/NAME@champion' or 'runs:/RUN_ID/model'. Received: {uri!r}")
+    import mlflow
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
-
-    import mlflow
 
     try:
         return mlflow.pyfunc.load_model(uri)

@@ -101,7 +101,6 @@ def test_overrides_are_yaml_values_applied_by_dotted_path(tmp_path):
 
 def test_the_spec_lists_match_the_model_package():
     from forecast.models import CELLS, INSTANCE_NORMS, SETUPS
-
     from forecast.pipelines import spec
 
     assert set(spec.SETUPS) == set(SETUPS) and set(spec.CELLS) == set(CELLS)

@@ -97,8 +97,9 @@ def _use_store(store, monkeypatch):
 def logged(store, trained):
     """The point forecaster logged in a run, registered as ``sales`` with alias champion."""
     import mlflow
-    from forecast.serving import log_forecaster
     from mlflow import MlflowClient
+
+    from forecast.serving import log_forecaster
 
     with tracking_store(store.uri):
         with mlflow.start_run(experiment_id=store.experiment_id) as run:

@@ -54,6 +54,7 @@ def test_champion_alias_loads_the_registered_model(logged, history):
 
 def test_quantile_model_returns_quantile_columns(store, quantile_trained, history):
     import mlflow
+
     from forecast.serving import log_forecaster
 
     with mlflow.start_run(experiment_id=store.experiment_id):
