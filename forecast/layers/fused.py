@@ -27,148 +27,109 @@ def _stop(*tensors):
 # --------------------------------------------------------------------------------------------
 # LSTM
 # --------------------------------------------------------------------------------------------
-# Measured on 2 CPU cores (see benchmarks/bench_lstm.py and the module docstring):
-# - large matrix products are faster as plain TensorFlow ops (oneDNN) than inside XLA (Eigen), so
-#   the projection, the gate recomputation and the weight gradients stay outside XLA;
-# - an XLA loop wins while the per-step work is small (little per-op overhead) and loses when the
-#   per-step product is large, so the loops are compiled only below _JIT_MAX_STEP_FLOPS;
-# - writing the [B, 4H] gates every step is costly inside an XLA loop (a buffer update) but free
-#   in a TensorFlow loop (a list of tensors): the XLA loop stores h and c only and the gates are
-#   recomputed after it as one [T·B, H]×[H, 4H] product.
+# Measured on 2 CPU cores (benchmarks/bench_lstm.py, B=256, T=96, H=128):
+# - the cost is the 3·T matrix products of [B, H]x[H, 4H] (forward, dh, dU); XLA runs them
+#   faster than TensorFlow's kernels here (0.33 vs 0.41 ms each), so both loops are compiled;
+# - anything of size [T, B, 4H] that crosses from one loop to the next costs memory bandwidth:
+#   only the activated gates are kept by the forward loop; the backward loop computes dZ, the
+#   weight gradients (dU += h_prevᵀ·dz, dW += x_tᵀ·dz) and dx step by step while dz is in cache,
+#   instead of stacking dZ and multiplying after the loop (measured 239 -> 209 ms per step);
+# - four separate activations, concatenated once for the saved gates, beat one sigmoid over
+#   all gates with the candidate rescaled (69 vs 88 ms forward);
+# - input and state share one product per step ([x_t, h]·[W; U]; backward dz·[W; U]ᵀ and
+#   [x_t, h_prev]ᵀ·dz), halving the matrix-product calls: 209 -> 170 ms per train step.
 
-_JIT_MAX_STEP_FLOPS = 4e6  # B·H·4H multiply-adds per step above which the loops are not compiled
 
+def _lstm_forward(x, h0, c0, W, U, b, return_sequences):
+    """Forward loop over batch-major x [B, T, D]; keeps gates, h_prev and c_prev per step."""
+    width = None if U.shape[1] is None else int(U.shape[1])  # 4H, unknown once generalised
+    xt = tf.transpose(x, [1, 0, 2])  # [B, T, D] -> [T, B, D]
+    steps = tf.shape(xt)[0]
+    gates = tf.TensorArray(x.dtype, size=steps, element_shape=[x.shape[0], width])
+    h_prevs = tf.TensorArray(x.dtype, size=steps, element_shape=h0.shape)
+    c_prevs = tf.TensorArray(x.dtype, size=steps, element_shape=c0.shape)
 
-def _lstm_forward_loop(xp, h0, c0, U, keep_gates):
-    """xp: [T, B, 4H]. Returns hs, cs [T, B, H] and, with keep_gates, the activated gates."""
-    steps = tf.shape(xp)[0]
-    units = tf.shape(h0)[1]
-    hs = tf.TensorArray(xp.dtype, size=steps, element_shape=h0.shape)
-    cs = tf.TensorArray(xp.dtype, size=steps, element_shape=c0.shape)
-    gs = tf.TensorArray(xp.dtype, size=steps if keep_gates else 0,
-                        element_shape=xp.shape[1:] if keep_gates else None)
+    WU = tf.concat([W, U], axis=0)  # [D + H, 4H]: one product per step for input and state
 
-    def body(t, h, c, hs, cs, gs):
-        z = xp[t] + tf.matmul(h, U)  # [B, 4H]
-        ifo = tf.sigmoid(z)
-        g = tf.tanh(z[:, 2 * units : 3 * units])
-        i, f, o = ifo[:, :units], ifo[:, units : 2 * units], ifo[:, 3 * units :]
-        c = f * c + i * g
-        h = o * tf.tanh(c)
-        if keep_gates:
-            gs = gs.write(t, tf.concat([i, f, g, o], axis=1))
-        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gs
+    def body(t, h, c, gates, h_prevs, c_prevs):
+        z = tf.matmul(tf.concat([xt[t], h], axis=1), WU) + b  # [B, D + H]x[D + H, 4H]
+        zi, zf, zg, zo = tf.split(z, 4, axis=1)  # [B, H] each, gate order i, f, c, o
+        i, f, g, o = tf.sigmoid(zi), tf.sigmoid(zf), tf.tanh(zg), tf.sigmoid(zo)
+        c_new = f * c + i * g
+        h_new = o * tf.tanh(c_new)
+        return (t + 1, h_new, c_new, gates.write(t, tf.concat([i, f, g, o], axis=1)),
+                h_prevs.write(t, h), c_prevs.write(t, c))
 
-    _, _, _, hs, cs, gs = tf.while_loop(
+    _, h, c, gates, h_prevs, c_prevs = tf.while_loop(
         lambda t, *_: t < steps,
         body,
-        (tf.constant(0), h0, c0, hs, cs, gs),
+        (tf.constant(0), h0, c0, gates, h_prevs, c_prevs),
         maximum_iterations=steps,
     )
-    return (hs.stack(), cs.stack(), gs.stack()) if keep_gates else (hs.stack(), cs.stack())
+    h_prev = h_prevs.stack()  # [T, B, H]
+    if return_sequences:
+        out = tf.transpose(tf.concat([h_prev[1:], h[None]], axis=0), [1, 0, 2])  # [B, T, H]
+    else:
+        out = h
+    return out, h, c, gates.stack(), h_prev, c_prevs.stack()
 
 
-def _lstm_backward_loop(dhs, dh_last, dc_last, gates, cs, c0, U):
-    """Carries dh, dc back through time. Returns dZ [T, B, 4H], dh0, dc0.
+def _lstm_backward(d_out, d_h, d_c, x, W, U, b, gates, h_prev, c_prev, return_sequences):
+    """Backward loop: carries dh, dc back through time and sums the weight gradients."""
+    xt = tf.transpose(x, [1, 0, 2])  # [T, B, D]
+    steps = tf.shape(xt)[0]
+    dhs = tf.transpose(d_out, [1, 0, 2]) if return_sequences else None  # [T, B, H]
+    dh_last = d_h if return_sequences else d_h + d_out
+    n_in = tf.shape(W)[0]
+    wu_t = tf.transpose(tf.concat([W, U], axis=0))  # [4H, D + H]
+    dxs = tf.TensorArray(x.dtype, size=steps, element_shape=[x.shape[0], x.shape[2]])
 
-    The gate derivatives are computed inside the loop on [B, ·] slices that stay in cache:
-    precomputing them on whole [T, B, 4H] tensors was measured slower (memory-bound).
-    """
-    steps = tf.shape(gates)[0]
-    units = tf.shape(c0)[1]
-    u_t = tf.transpose(U)
-    dzs = tf.TensorArray(gates.dtype, size=steps, element_shape=gates.shape[1:])
-
-    def body(k, dh_next, dc_next, dzs):
+    def body(k, dh_next, dc_next, dWU, db, dxs):
         t = steps - 1 - k
-        gt = gates[t]  # [B, 4H], activated i, f, c̃, o
-        i, f = gt[:, :units], gt[:, units : 2 * units]
-        g, o = gt[:, 2 * units : 3 * units], gt[:, 3 * units :]
-        c_prev = tf.where(t > 0, cs[tf.maximum(t - 1, 0)], c0)
-        tc = tf.tanh(cs[t])
+        i, f, g, o = tf.split(gates[t], 4, axis=1)  # activated gates, [B, H] each
+        c_before = c_prev[t]
+        tc = tf.tanh(f * c_before + i * g)  # tanh(c_t)
         dh = dh_next if dhs is None else dh_next + dhs[t]
         dc = dc_next + dh * o * (1.0 - tc * tc)
-        dz = tf.concat(  # [B, 4H], gates i, f, c, o
-            [dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g),
+        dz = tf.concat(  # [B, 4H]: gradients of the gate pre-activations
+            [dc * g * i * (1.0 - i), dc * c_before * f * (1.0 - f), dc * i * (1.0 - g * g),
              dh * tc * o * (1.0 - o)],
             axis=1,
         )
-        return k + 1, tf.matmul(dz, u_t), dc * f, dzs.write(t, dz)
+        dxh = tf.matmul(dz, wu_t)  # [B, 4H]x[4H, D + H]: dx_t and dh_{t-1} at once
+        inputs = tf.concat([xt[t], h_prev[t]], axis=1)  # [B, D + H]
+        dh_prev = dxh[:, n_in:]  # dh_{t-1}
+        dh_prev.set_shape(dh_next.shape)
+        return (
+            k + 1,
+            dh_prev,
+            dc * f,  # dc_{t-1}
+            dWU + tf.matmul(inputs, dz, transpose_a=True),  # [D + H, 4H]
+            db + tf.reduce_sum(dz, axis=0),
+            dxs.write(t, dxh[:, :n_in]),  # dx_t, [B, D]
+        )
 
-    _, dh0, dc0, dzs = tf.while_loop(
+    _, dh0, dc0, dWU, db, dxs = tf.while_loop(
         lambda k, *_: k < steps,
         body,
-        (tf.constant(0), dh_last, dc_last, dzs),
+        (tf.constant(0), dh_last, d_c, tf.zeros_like(tf.concat([W, U], axis=0)),
+         tf.zeros_like(b), dxs),
         maximum_iterations=steps,
     )
-    return dzs.stack(), dh0, dc0
+    return tf.transpose(dxs.stack(), [1, 0, 2]), dh0, dc0, dWU[:n_in], dWU[n_in:], db
 
 
-_LOOPS = {}
+_LSTM_FUNCTIONS = {}
 
 
-def _loops(jit):
-    if jit not in _LOOPS:
-        wrap = tf.function(jit_compile=jit, reduce_retracing=True)
-        _LOOPS[jit] = (
-            wrap(lambda xp, h0, c0, U: _lstm_forward_loop(xp, h0, c0, U, keep_gates=not jit)),
-            wrap(lambda *a: _lstm_backward_loop(None, *a)),
-            wrap(_lstm_backward_loop),
+def _lstm_functions(return_sequences):
+    if return_sequences not in _LSTM_FUNCTIONS:
+        compile_ = tf.function(jit_compile=True, reduce_retracing=True)
+        _LSTM_FUNCTIONS[return_sequences] = (
+            compile_(lambda *a: _lstm_forward(*a, return_sequences)),
+            compile_(lambda *a: _lstm_backward(*a, return_sequences)),
         )
-    return _LOOPS[jit]
-
-
-_WHOLE = {}
-
-
-def _whole(jit, return_sequences, units):
-    """Forward and backward of the whole layer as two functions, XLA-compiled when jit."""
-    key = (jit, return_sequences, units)
-    if key in _WHOLE:
-        return _WHOLE[key]
-    forward_loop, backward_last, backward_seq = _loops(jit)
-
-    def forward(x, h0, c0, W, U, b):
-        xt = tf.transpose(x, [1, 0, 2])  # [B, T, D] -> [T, B, D]
-        shape = tf.shape(xt)
-        xp = tf.matmul(tf.reshape(xt, [-1, shape[2]]), W) + b  # [T*B, D] -> [T*B, 4H]
-        xp = tf.reshape(xp, [shape[0], shape[1], 4 * units])  # -> [T, B, 4H]
-        saved = forward_loop(xp, h0, c0, U)
-        hs, cs = saved[0], saved[1]
-        gates = saved[2] if len(saved) > 2 else tf.zeros([0], dtype=x.dtype)
-        h, c = hs[-1], cs[-1]
-        out = tf.transpose(hs, [1, 0, 2]) if return_sequences else h
-        return out, h, c, hs, cs, gates
-
-    def backward(d_out, d_h, d_c, x, h0, c0, W, U, b, hs, cs, gates):
-        xt = tf.transpose(x, [1, 0, 2])  # [T, B, D]
-        shape = tf.shape(xt)
-        x2 = tf.reshape(xt, [-1, shape[2]])  # [T*B, D]
-        h_prev = tf.concat([h0[None], hs[:-1]], axis=0)  # [T, B, H]
-        h_prev2 = tf.reshape(h_prev, [-1, units])  # [T*B, H]
-        if jit:  # the XLA loop kept no gates: recompute them all as one product
-            z = tf.matmul(x2, W) + b + tf.matmul(h_prev2, U)  # [T*B, 4H]
-            gates = tf.concat(
-                [tf.sigmoid(z[:, : 2 * units]), tf.tanh(z[:, 2 * units : 3 * units]),
-                 tf.sigmoid(z[:, 3 * units :])],
-                axis=1,
-            )
-            gates = tf.reshape(gates, [shape[0], shape[1], 4 * units])  # [T, B, 4H]
-        if return_sequences:
-            dhs = tf.transpose(d_out, [1, 0, 2])  # [T, B, H]
-            dz, dh0, dc0 = backward_seq(dhs, d_h, d_c, gates, cs, c0, U)
-        else:
-            dz, dh0, dc0 = backward_last(d_h + d_out, d_c, gates, cs, c0, U)
-        dz = tf.reshape(dz, [-1, 4 * units])  # [T*B, 4H]
-        d_w = tf.matmul(x2, dz, transpose_a=True)  # [D, 4H]
-        d_u = tf.matmul(h_prev2, dz, transpose_a=True)  # [H, 4H]
-        d_b = tf.reduce_sum(dz, axis=0)
-        dx = tf.reshape(tf.matmul(dz, W, transpose_b=True), shape)  # [T, B, D]
-        return tf.transpose(dx, [1, 0, 2]), dh0, dc0, d_w, d_u, d_b
-
-    wrap = tf.function(jit_compile=jit, reduce_retracing=True)
-    _WHOLE[key] = (wrap(forward), wrap(backward))
-    return _WHOLE[key]
+    return _LSTM_FUNCTIONS[return_sequences]
 
 
 def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, return_sequences=True):
@@ -189,23 +150,20 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, return_sequences=True)
     (TensorShape([2, 5, 4]), TensorShape([2, 4]))
     """
     units = recurrent_kernel.shape[0]
-    batch = x.shape[0]
-    jit = batch is None or batch * units * 4 * units <= _JIT_MAX_STEP_FLOPS
     if bias is None:
         bias = tf.zeros([4 * units], dtype=kernel.dtype)
-
-    forward, backward = _whole(jit, bool(return_sequences), units)
+    forward, backward = _lstm_functions(bool(return_sequences))
 
     @tf.custom_gradient
     def core(x, h0, c0, W, U, b):
         # stop_gradient: the tape must not record (and differentiate) the kernel itself.
-        out, h, c, hs, cs, gates = forward(*_stop(x, h0, c0, W, U, b))
+        out, h, c, gates, h_prev, c_prev = forward(*_stop(x, h0, c0, W, U, b))
 
         def grad(d_out, d_h, d_c):
             d_out = tf.zeros_like(out) if d_out is None else d_out
             d_h = tf.zeros_like(h) if d_h is None else d_h
             d_c = tf.zeros_like(c) if d_c is None else d_c
-            return backward(*_stop(d_out, d_h, d_c, x, h0, c0, W, U, b, hs, cs, gates))
+            return backward(*_stop(d_out, d_h, d_c, x, W, U, b, gates, h_prev, c_prev))
 
         return (out, h, c), grad
 

@@ -41,6 +41,18 @@ def test_parity_with_keras(rnn, return_sequences, go_backwards):
     assert ours.kernel_used == "fused"
 
 
+def test_parity_with_a_single_unit(rnn):
+    """units=1: the fused loops keep static shapes (a (B, 1) state stays (B, 1))."""
+    x = _x(3)
+    ref, ours = keras.layers.LSTM(1, return_sequences=True), LSTM(1, return_sequences=True)
+    ref(x)
+    ours(x)
+    weights = rnn.perturbed_weights(ref)
+    ref.set_weights(weights)
+    ours.set_weights(weights)
+    rnn.assert_parity(ours, ref, x)
+
+
 def test_parity_default_outputs_no_state(rnn):
     x = _x(2)
     ours, ref = _pair(rnn, x)
