@@ -26,9 +26,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check forecast tests benchmarks
 
+# torch is a benchmark peer only (torch.nn.LSTM), never a dependency of the project.
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python benchmarks/bench_windows.py
 	$(BIN)/python benchmarks/bench_lstm.py
+	$(BIN)/python benchmarks/ett.py --check
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -142,15 +142,17 @@ def linear_scores(setting: str, horizon: int, lookback: int) -> dict:
     return result
 
 
-def default_config(setting: str, lookback: int) -> dict:
-    """The configuration chosen on the validation split (see the README's benchmark section)."""
-    return yaml.safe_load((ROOT / "pipelines" / "etth1.yaml").read_text())["benchmark"][setting] \
-        if (ROOT / "pipelines" / "etth1.yaml").is_file() else {
-            "lookback": lookback, "setup": "many_to_one", "calendar": False, "batch_size": 32,
-            "model": {"cell": "lstm", "units": 64, "instance_norm": "revin",
-                      "channel_independent": setting == "M", "linear_skip": True},
-            "train": {"epochs": 10, "patience": 3, "learning_rate": 1e-3, "verbose": 2},
-        }
+def default_config(setting: str, lookback: int | None = None) -> dict:
+    """The forecaster settings of ``pipelines/etth1.yaml`` (chosen on the validation split)."""
+    from forecast.pipelines import load_pipeline
+
+    config = load_pipeline(ROOT / "pipelines" / "etth1.yaml").forecaster_config()
+    if lookback:
+        config["lookback"] = lookback
+    if setting == "S":  # one channel: nothing to make independent
+        config["model"]["channel_independent"] = False
+    config["train"]["verbose"] = 2
+    return config
 
 
 def main() -> None:
@@ -158,7 +160,8 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="Only the Repeat protocol check.")
     parser.add_argument("--setting", choices=("M", "S"), default="M")
     parser.add_argument("--horizon", type=int, nargs="+", default=[96])
-    parser.add_argument("--lookback", type=int, default=336)
+    parser.add_argument("--lookback", type=int, default=None, help="Default: the pipeline's.")
+    parser.add_argument("--units", type=int, default=None, help="Override the pipeline's units.")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--track", action="store_true", help="Log runs to MLflow.")
     args = parser.parse_args()
@@ -181,6 +184,8 @@ def main() -> None:
     config = default_config(args.setting, args.lookback)
     if args.epochs:
         config["train"]["epochs"] = args.epochs
+    if args.units:
+        config["model"]["units"] = args.units
     rows = []
     for horizon in args.horizon:
         k = HORIZONS.index(horizon) if horizon in HORIZONS else None

@@ -1,61 +1,51 @@
-"""The quickstart: the whole data side on the bundled ETTh1 file, printed step by step."""
+"""The quickstart (`make demo`): the bundled ETTh1 pipeline, its champion's forecast, the UI.
+
+Runs ``pipelines/quickstart.yaml`` (load → split → train → evaluate beside the baselines →
+register and promote → forecast) as one MLflow run in the project's store, then loads the
+registered champion the way a user or a server would (``models:/etth1-ot@champion``), gives it
+the raw last rows of the CSV and prints the forecast.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
-from forecast.data import (
-    Scaler,
-    WindowSpec,
-    add_calendar_features,
-    calendar_feature_names,
-    chronological_split,
-    load_csv,
-    make_dataset,
-)
+import pandas as pd
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_ETTH1 = PROJECT_ROOT / "datasets" / "ETTh1.csv"
+QUICKSTART_PIPELINE = PROJECT_ROOT / "pipelines" / "quickstart.yaml"
 
 
-def run_quickstart(path: Path = BUNDLED_ETTH1, *, echo: Callable[[str], None] = print) -> dict:
-    """Loads, splits, scales and windows a CSV, printing what each step made.
+def run_quickstart(*, force: bool = False, echo: Callable[[str], None] = print) -> dict:
+    """Runs the quickstart pipeline and forecasts with the registered champion.
 
     Args:
-        path: the CSV (the bundled ETTh1 by default).
+        force: retrain even when the data has not changed since the last successful run.
         echo: where the lines go.
 
     Returns:
-        A summary dict (rows, split sizes, window counts, first batch shapes).
+        ``{"pipeline": PipelineResult, "forecast": DataFrame, "model_uri": str}``.
 
     Raises:
-        DataError: the file cannot be used.
+        ForecastError: the pipeline or the forecast failed (the MLflow run is then FAILED).
     """
-    lookback, horizon = 96, 24
-    frame = load_csv(path, time_col="date", targets=["OT"])
-    echo(f"loaded {path.name}: {len(frame)} rows, frequency {frame.attrs['freq']}, "
-         f"{frame.index[0]} .. {frame.index[-1]}")
-    frame = add_calendar_features(frame)
-    parts = chronological_split(frame, val=0.1, test=0.2, lookback=lookback)
-    echo(f"split: train {len(parts.train)}, val {len(parts.val)}, test {len(parts.test)} rows "
-         f"(val/test carry {lookback} rows of context)")
-    scaler = Scaler("standard", columns=["OT"]).fit(parts.train)
-    center, scale = scaler.params["__all__"]["center"][0], scaler.params["__all__"]["scale"][0]
-    echo(f"scaler fitted on train only: OT mean {center:.3f}, std {scale:.3f}")
-    spec = WindowSpec(lookback, horizon, targets=("OT",),
-                      future_covariates=tuple(calendar_feature_names(frame.attrs["freq"])))
-    summary = {"rows": len(frame), "train": len(parts.train), "val": len(parts.val),
-               "test": len(parts.test)}
-    for name, part in zip(("train", "val", "test"), parts, strict=True):
-        dataset = make_dataset(scaler.transform(part), spec, batch_size=32,
-                               shuffle=name == "train", seed=0)
-        (past, future), targets = next(iter(dataset))
-        summary[f"{name}_windows"] = spec.n_windows(part)
-        echo(f"{name} windows: {summary[f'{name}_windows']}; first batch inputs "
-             f"{tuple(past.shape)} + future {tuple(future.shape)} -> targets "
-             f"{tuple(targets.shape)}, mean target {float(np.mean(targets)):+.3f}")
-    summary["batch_shapes"] = (tuple(past.shape), tuple(future.shape), tuple(targets.shape))
-    return summary
+    import forecast
+    from forecast.pipelines import load_pipeline, run_pipeline
+
+    spec = load_pipeline(QUICKSTART_PIPELINE)
+    result = run_pipeline(QUICKSTART_PIPELINE, force=force, echo=echo)
+    for name, values in [("model", result.metrics.get("model", {})),
+                         *result.metrics.get("baselines", {}).items()]:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items())
+        echo(f"  test {name:<15} {shown}")
+    uri = f"models:/{spec.register.name}@champion"
+    history = pd.read_csv(spec.data.path).iloc[-2 * spec.window.lookback:]
+    prediction = forecast.load(uri).predict(history)
+    echo(f"\nforecast of {', '.join(spec.data.targets)} by {uri}, from the last "
+         f"{len(history)} rows of {Path(spec.data.path).name}:")
+    echo(prediction.to_string(index=False, max_rows=12))
+    echo("\nopen the MLflow UI on this store with:  .venv/bin/forecast ui   "
+         "(then browse to http://127.0.0.1:5000)")
+    return {"pipeline": result, "forecast": prediction, "model_uri": uri}

@@ -1,4 +1,4 @@
-"""Data commands: `forecast inspect` (load and describe a CSV) and `forecast quickstart`."""
+"""`forecast inspect` (describe a CSV as training loads it) and `forecast quickstart`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from forecast.data import WindowSpec, load_csv
-from forecast.quickstart import BUNDLED_ETTH1, run_quickstart
 
 _console = Console(highlight=False, soft_wrap=True)
 
@@ -47,10 +46,12 @@ def inspect(
 
 
 def quickstart(
-    data: Path = typer.Option(BUNDLED_ETTH1, "--data", help="CSV to run on (bundled ETTh1)."),
+    force: bool = typer.Option(False, "--force", help="Retrain even if the data is unchanged."),
 ) -> None:
-    """Run the quickstart on the bundled ETTh1 data."""
-    run_quickstart(data, echo=_console.print)
+    """Train, register and forecast with the quickstart pipeline on the bundled ETTh1 data."""
+    from forecast.quickstart import run_quickstart
+
+    run_quickstart(force=force, echo=lambda line: _console.print(line, markup=False))
 
 
 def register(app: typer.Typer) -> None:

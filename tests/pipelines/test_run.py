@@ -5,11 +5,11 @@ import json
 import mlflow
 import pandas as pd
 import pytest
-from conftest import synthetic_frame
 from mlflow import MlflowClient
 
 from forecast.cli import main
 from forecast.pipelines import run_pipeline
+from tests.conftest import synthetic_frame
 
 PIPELINE = """\
 name: tiny
