@@ -162,6 +162,8 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, nargs="+", default=[96])
     parser.add_argument("--lookback", type=int, default=None, help="Default: the pipeline's.")
     parser.add_argument("--units", type=int, default=None, help="Override the pipeline's units.")
+    parser.add_argument("--lr", type=float, default=None, help="Override the learning rate.")
+    parser.add_argument("--norm", default=None, help="Override instance_norm (revin, last).")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--track", action="store_true", help="Log runs to MLflow.")
     args = parser.parse_args()
@@ -186,6 +188,10 @@ def main() -> None:
         config["train"]["epochs"] = args.epochs
     if args.units:
         config["model"]["units"] = args.units
+    if args.lr:
+        config["train"]["learning_rate"] = args.lr
+    if args.norm:
+        config["model"]["instance_norm"] = args.norm
     rows = []
     for horizon in args.horizon:
         k = HORIZONS.index(horizon) if horizon in HORIZONS else None

@@ -93,8 +93,33 @@ class RecurrentLayer(keras.layers.Layer):
     # ---------------------------------------------------------------- to implement per cell
 
     def _cudnn_blockers(self):
-        """Reasons (strings) why the configuration cannot run on cuDNN; [] if it can."""
-        raise NotImplementedError
+        """Reasons (strings) why the configuration cannot run on cuDNN; [] if it can.
+
+        The conditions every cell shares; a subclass adds its own (e.g. peephole).
+        """
+        cell = self.cell
+        out = []
+        if not is_default_activation(cell.activation, "tanh"):
+            out.append("activation is not tanh")
+        if not is_default_activation(cell.recurrent_activation, "sigmoid"):
+            out.append("recurrent_activation is not sigmoid")
+        if not cell.use_bias:
+            out.append("use_bias=False")
+        if cell.recurrent_dropout > 0:
+            out.append("recurrent_dropout > 0")
+        return out
+
+    def _require_cudnn_possible(self, implementation):
+        """Raises when ``implementation="cudnn"`` was asked for a configuration cuDNN cannot run.
+
+        Raises:
+            ConfigError: naming every condition that fails.
+        """
+        if implementation == "cudnn" and self._cudnn_blockers():
+            raise ConfigError(
+                f"{type(self).__name__}: implementation='cudnn' cannot run: "
+                f"{'; '.join(self._cudnn_blockers())}. Use implementation='auto' or 'fused'."
+            )
 
     def _fused_blockers(self, training):
         """Reasons why the fused CPU kernel cannot run this call; [] if it can."""

@@ -13,7 +13,6 @@ The reset gate applied after the recurrent product ("reset_after") is what cuDNN
 import keras
 import tensorflow as tf
 
-from forecast.errors import ConfigError
 from forecast.layers import cudnn, fused, loops
 from forecast.layers.base import (
     RecurrentLayer,
@@ -280,24 +279,7 @@ class GRU(RecurrentLayer):
             **kwargs,
         )
         self.cell = cell
-        if implementation == "cudnn" and self._cudnn_blockers():
-            raise ConfigError(
-                f"GRU: implementation='cudnn' cannot run: {'; '.join(self._cudnn_blockers())}. "
-                "Use implementation='auto' or 'fused'."
-            )
-
-    def _cudnn_blockers(self):
-        cell = self.cell
-        out = []
-        if not is_default_activation(cell.activation, "tanh"):
-            out.append("activation is not tanh")
-        if not is_default_activation(cell.recurrent_activation, "sigmoid"):
-            out.append("recurrent_activation is not sigmoid")
-        if not cell.use_bias:
-            out.append("use_bias=False")
-        if cell.recurrent_dropout > 0:
-            out.append("recurrent_dropout > 0")
-        return out
+        self._require_cudnn_possible(implementation)
 
     def _fused_blockers(self, training):
         cell = self.cell

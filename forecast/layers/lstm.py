@@ -15,7 +15,6 @@ The bracketed peephole terms (Gers & Schmidhuber 2000) are used with ``peephole=
 import keras
 import tensorflow as tf
 
-from forecast.errors import ConfigError
 from forecast.layers import cudnn, fused, loops
 from forecast.layers.base import (
     RecurrentLayer,
@@ -317,25 +316,12 @@ class LSTM(RecurrentLayer):
             **kwargs,
         )
         self.cell = cell
-        if implementation == "cudnn" and self._cudnn_blockers():
-            raise ConfigError(
-                f"LSTM: implementation='cudnn' cannot run: {'; '.join(self._cudnn_blockers())}. "
-                "Use implementation='auto' or 'fused'."
-            )
+        self._require_cudnn_possible(implementation)
 
     def _cudnn_blockers(self):
-        cell = self.cell
-        out = []
-        if not is_default_activation(cell.activation, "tanh"):
-            out.append("activation is not tanh")
-        if not is_default_activation(cell.recurrent_activation, "sigmoid"):
-            out.append("recurrent_activation is not sigmoid")
-        if not cell.use_bias:
-            out.append("use_bias=False")
-        if cell.peephole:
+        out = super()._cudnn_blockers()
+        if self.cell.peephole:
             out.append("peephole=True")
-        if cell.recurrent_dropout > 0:
-            out.append("recurrent_dropout > 0")
         return out
 
     def _fused_blockers(self, training):
