@@ -41,7 +41,8 @@ def run_quickstart(*, force: bool = False, echo: Callable[[str], None] = print) 
         shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items())
         echo(f"  test {name:<15} {shown}")
     uri = f"models:/{spec.register.name}@champion"
-    history = pd.read_csv(spec.data.path).iloc[-2 * spec.window.lookback:]
+    columns = [spec.data.time_col, *spec.data.targets, *(spec.data.covariates or [])]
+    history = pd.read_csv(spec.data.path, usecols=columns).iloc[-2 * spec.window.lookback:]
     prediction = forecast.load(uri).predict(history)
     echo(f"\nforecast of {', '.join(spec.data.targets)} by {uri}, from the last "
          f"{len(history)} rows of {Path(spec.data.path).name}:")

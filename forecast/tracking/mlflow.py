@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import subprocess
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -166,10 +167,12 @@ def log_dataset(frame: pd.DataFrame, *, source: str | None, context: str = "trai
     digest = frame_digest(frame)
     table = frame.reset_index()
     targets = (frame.attrs.get("targets") or [None])[0]
-    dataset = mlflow.data.from_pandas(
-        table, source=source, targets=targets, name=Path(source).name if source else "frame",
-        digest=digest[:36],
-    )
+    with warnings.catch_warnings():  # a local path matches two equivalent source kinds
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(
+            table, source=source, targets=targets, name=Path(source).name if source else "frame",
+            digest=digest[:36],
+        )
     mlflow.log_input(dataset, context=context, tags={"sha256": digest})
     mlflow.set_tag("data.sha256", digest)
     return digest
