@@ -83,15 +83,21 @@ def parse_config(data: dict | ForecasterConfig) -> ForecasterConfig:
         raise ConfigError(f"invalid forecaster settings: {problems}") from None
 
 
+HOURLY_LOOKBACK = 336  # two weeks: chosen on the ETTh1 validation split (pipelines/etth1.yaml)
+
+
 def default_lookback(freq: str | None, horizon: int, train_rows: int | None = None) -> int:
-    """A lookback that covers two seasons and two horizons, within a quarter of the training rows.
+    """A lookback from the frequency: two weeks of hourly data, else two seasons; at least two
+    horizons, at most a quarter of the training rows.
 
     Example:
-        >>> default_lookback("h", 24)
-        48
+        >>> default_lookback("h", 24), default_lookback("D", 14)
+        (336, 28)
     """
     season = season_for_freq(freq, default=1) if freq else 1
     lookback = max(2 * horizon, 2 * season, 8)
+    if season == 24:  # hourly
+        lookback = max(lookback, HOURLY_LOOKBACK)
     if train_rows:
         lookback = min(lookback, max(train_rows // 4, 1))
     return int(lookback)

@@ -88,7 +88,7 @@ def train(
     setup: str = typer.Option("many_to_one", "--setup",
                               help="many_to_one, one_to_many, seq2seq or synced."),
     cell: str = typer.Option("lstm", "--cell", help="lstm, peephole or gru."),
-    units: int = typer.Option(64, "--units", help="Units of each recurrent layer."),
+    units: int = typer.Option(32, "--units", help="Units of each recurrent layer."),
     layers: int = typer.Option(1, "--layers", help="Stacked recurrent layers."),
     dropout: float = typer.Option(0.0, "--dropout", help="Dropout after each recurrent layer."),
     instance_norm: str = typer.Option("last", "--instance-norm",
