@@ -9,9 +9,9 @@ are printed.
 
 Usage:
     .venv/bin/python benchmarks/ett.py --check              # the Repeat protocol check only
-    .venv/bin/python benchmarks/ett.py --setting M --horizon 96 [--lookback 336] [--track]
+    .venv/bin/python benchmarks/ett.py --setting M --horizon 96 [--lookback 336] [--setup ...]
 
-Every model run is logged to MLflow when --track is given (experiment "etth1-benchmark").
+Every model run is logged to MLflow (experiment "etth1-benchmark"; --no-track to skip).
 The last line is the headline.
 """
 
@@ -165,7 +165,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="Override the learning rate.")
     parser.add_argument("--norm", default=None, help="Override instance_norm (revin, last).")
     parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--track", action="store_true", help="Log runs to MLflow.")
+    parser.add_argument("--track", action=argparse.BooleanOptionalAction, default=True,
+                        help="Log each model run to MLflow (experiment etth1-benchmark).")
+    parser.add_argument("--setup", default=None, help="Override the setup (e.g. seq2seq).")
+    parser.add_argument("--cell", default=None, help="Override the cell (lstm, peephole, gru).")
     args = parser.parse_args()
 
     print("protocol check: Repeat, ETTh1-M, drop_last batch 32 (published in parentheses)")
@@ -190,6 +193,10 @@ def main() -> None:
         config["model"]["units"] = args.units
     if args.lr:
         config["train"]["learning_rate"] = args.lr
+    if args.setup:
+        config["setup"] = args.setup
+    if args.cell:
+        config["model"]["cell"] = args.cell
     if args.norm:
         config["model"]["instance_norm"] = args.norm
     rows = []
