@@ -252,13 +252,29 @@ class Forecaster:
             ``(y_true, y_pred)``: (windows, horizon, targets) and the forecasts of the same
             shape, or (windows, horizon, targets, quantiles) for a quantile model.
         """
+        y_true, forecasts = self.predict_windows_of(frame, {"model": model or self.model})
+        return y_true, forecasts["model"]
+
+    def predict_windows_of(self, frame: pd.DataFrame, predictors: dict):
+        """Like ``predict_windows`` for several predictors, windowing ``frame`` once.
+
+        Args:
+            frame: rows in original units starting with ``lookback`` rows of context.
+            predictors: ``{name: predictor}`` (the network, baselines).
+
+        Returns:
+            ``(y_true, {name: y_pred})`` in original units.
+        """
         self._require_fitted()
         dataset = make_dataset(
             self.scaler.transform(self._with_features(frame)), self.spec, batch_size=256
         )
-        predictor = model or self.model
-        scaled = np.asarray(predictor.predict(dataset, verbose=0), dtype=np.float64)
-        return window_targets(frame, self.spec), self._inverse(scaled)
+        forecasts = {
+            name: self._inverse(
+                np.asarray(predictor.predict(dataset, verbose=0), dtype=np.float64))
+            for name, predictor in predictors.items()
+        }
+        return window_targets(frame, self.spec), forecasts
 
     def baseline_predictors(self) -> dict:
         """The fitted baselines (naive, seasonal naive, linear) by name."""

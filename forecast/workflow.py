@@ -91,15 +91,19 @@ def evaluate_forecaster(forecaster: Forecaster, frame: pd.DataFrame) -> dict:
         "arrays": (y_true, y_pred)}``; MASE is
         scaled by the seasonal naive error of the forecaster's training rows.
     """
-    y_true, y_pred = forecaster.predict_windows(frame)
+    baselines = forecaster.baseline_predictors()
+    # one windowing of the frame for the network and every baseline (named naive, linear, ...)
+    y_true, forecasts = forecaster.predict_windows_of(
+        frame, {"model": forecaster.model, **baselines})
+    y_pred = forecasts["model"]
     season = forecaster.season
     insample = forecaster.insample
     model = compute_metrics(y_true, y_pred, insample=insample, season=season,
                             quantiles=forecaster.quantiles)
     result = {"model": _point(model), "baselines": {}}
     scaled = {"model": _scaled_mae_mse(forecaster, y_true, y_pred), "baselines": {}}
-    for name, baseline in forecaster.baseline_predictors().items():
-        _, b_pred = forecaster.predict_windows(frame, model=baseline)
+    for name in baselines:
+        b_pred = forecasts[name]
         metrics = compute_metrics(y_true, b_pred, insample=insample, season=season)
         result["baselines"][name] = _point(metrics)
         scaled["baselines"][name] = _scaled_mae_mse(forecaster, y_true, b_pred)

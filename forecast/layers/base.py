@@ -122,8 +122,19 @@ class RecurrentLayer(keras.layers.Layer):
             )
 
     def _fused_blockers(self, training):
-        """Reasons why the fused CPU kernel cannot run this call; [] if it can."""
-        raise NotImplementedError
+        """Reasons why the fused CPU kernel cannot run this call; [] if it can.
+
+        The conditions every cell shares; a subclass adds its own (e.g. peephole).
+        """
+        cell = self.cell
+        out = []
+        if not is_default_activation(cell.activation, "tanh"):
+            out.append("activation is not tanh")
+        if not is_default_activation(cell.recurrent_activation, "sigmoid"):
+            out.append("recurrent_activation is not sigmoid")
+        if training and cell.recurrent_dropout > 0:
+            out.append("recurrent_dropout in training")
+        return out
 
     def _run_fused(self, x, states, training):
         """x: [B, T, D] (already reversed for go_backwards); returns (output, new_states)."""

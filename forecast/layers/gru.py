@@ -18,7 +18,6 @@ from forecast.layers.base import (
     RecurrentLayer,
     check_rate,
     check_units,
-    is_default_activation,
 )
 
 __all__ = ["GRUCell", "GRU"]
@@ -280,17 +279,6 @@ class GRU(RecurrentLayer):
         )
         self.cell = cell
         self._require_cudnn_possible(implementation)
-
-    def _fused_blockers(self, training):
-        cell = self.cell
-        out = []
-        if not is_default_activation(cell.activation, "tanh"):
-            out.append("activation is not tanh")
-        if not is_default_activation(cell.recurrent_activation, "sigmoid"):
-            out.append("recurrent_activation is not sigmoid")
-        if training and cell.recurrent_dropout > 0:
-            out.append("recurrent_dropout in training")
-        return out
 
     def _weights(self):
         cell = self.cell

@@ -20,7 +20,6 @@ from forecast.layers.base import (
     RecurrentLayer,
     check_rate,
     check_units,
-    is_default_activation,
 )
 
 __all__ = ["LSTMCell", "LSTM"]
@@ -325,16 +324,9 @@ class LSTM(RecurrentLayer):
         return out
 
     def _fused_blockers(self, training):
-        cell = self.cell
-        out = []
-        if not is_default_activation(cell.activation, "tanh"):
-            out.append("activation is not tanh")
-        if not is_default_activation(cell.recurrent_activation, "sigmoid"):
-            out.append("recurrent_activation is not sigmoid")
-        if cell.peephole:
+        out = super()._fused_blockers(training)
+        if self.cell.peephole:
             out.append("peephole=True")
-        if training and cell.recurrent_dropout > 0:
-            out.append("recurrent_dropout in training")
         return out
 
     def _weights(self):

@@ -146,17 +146,8 @@ def train_tracked(
             result.version = str(version.version)
             decision = promote_if_better(register, version.version, frame,
                                          metric=promote_metric, folds=promote_folds)
-            result.promotion = _as_dict(decision)
+            result.promotion = decision.to_dict()
             mlflow.set_tags({"registry.name": register, "registry.version": result.version,
                              "registry.promoted": str(result.promotion.get("promoted"))})
     return result
 
-
-def _as_dict(decision) -> dict:
-    if hasattr(decision, "to_dict"):
-        return decision.to_dict()
-    if hasattr(decision, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(decision)
-    return dict(decision)
