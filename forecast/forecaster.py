@@ -12,7 +12,9 @@ and saves to a folder holding ``model.keras`` and ``forecaster.json`` (no pickle
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +34,7 @@ from forecast.errors import ConfigError, DataError, ModelError
 from forecast.evaluation.backtest import window_targets
 from forecast.models import ModelOptions, build_model
 from forecast.models.baselines import BASELINES, baseline_from_json, make_baseline, season_for_freq
-from forecast.training import FitResult, TrainConfig, fit, set_seed
+from forecast.training import FitResult, TrainConfig, fit, make_strategy, set_seed
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "forecaster.json"
@@ -166,8 +168,17 @@ class Forecaster:
 
         Raises:
             DataError: too few rows or columns the data lacks.
+            ConfigError: ``train.strategy`` cannot be set up (e.g. ``multi_worker`` without a
+                valid ``TF_CONFIG``).
             ModelError: training diverged.
+
+        With ``train.strategy`` other than ``"default"`` the network is built and trained under
+        that ``tf.distribute`` strategy, then copied out of it (same weights) so that
+        ``predict`` and ``save`` run in this process alone; ``fit_result`` records the strategy,
+        the replicas and the workers.
         """
+        # first: a multi-worker strategy must exist before TensorFlow runs anything
+        strategy = make_strategy(self.config.train.strategy)
         self._describe(train)
         train_x = self._with_features(train)
         self.scaler = Scaler(self.config.scaler, columns=self._scaled_columns()).fit(train_x)
@@ -185,13 +196,17 @@ class Forecaster:
             )
         if seed is not None:
             set_seed(seed)
-        self.model = build_model(self.config.setup, self.spec, self.options)
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            self.model = build_model(self.config.setup, self.spec, self.options)
         train_config = self.config.train
         if self.quantiles is not None and train_config.loss != "pinball":
             train_config = train_config.model_copy(
                 update={"loss": "pinball", "quantiles": self.quantiles}
             )
-        self.fit_result = fit(self.model, train_ds, val_ds, train_config, callbacks=callbacks)
+        self.fit_result = fit(self.model, train_ds, val_ds, train_config, callbacks=callbacks,
+                              strategy=strategy)
+        if strategy is not None:
+            self.model = _detached(self.model)
         self._fit_baselines(train_x)
         return self
 
@@ -399,3 +414,20 @@ class Forecaster:
 
 def _all_layers(model):
     yield from model._flatten_layers(include_self=False, recursive=True)
+
+
+def _detached(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` outside any ``tf.distribute`` strategy: same weights, plain variables.
+
+    Under ``MultiWorkerMirroredStrategy`` every ``predict`` of the trained model would be a
+    collective that all workers must join; the copy predicts and saves in this process alone.
+    It goes through the ``.keras`` format, as ``Forecaster.save``/``load`` do.
+    """
+    with tempfile.TemporaryDirectory(prefix="forecast-model-") as folder:
+        path = Path(folder) / MODEL_FILE
+        model.save(path)
+        copy = keras.saving.load_model(path, safe_mode=True)
+    for trained, copied in zip(_all_layers(model), _all_layers(copy), strict=True):
+        if getattr(trained, "kernel_used", None):  # the kernel that trained, for tracking
+            copied.kernel_used, copied.kernel_reason = trained.kernel_used, trained.kernel_reason
+    return copy

@@ -70,6 +70,9 @@ class TrainReport:
                 "best_epoch": fit_result.best_epoch if fit_result else None,
                 "seconds": round(self.seconds, 2),
                 "kernel": forecaster.kernel_used,
+                "strategy": fit_result.strategy if fit_result else None,
+                "replicas": fit_result.replicas if fit_result else None,
+                "workers": fit_result.workers if fit_result else None,
             },
             **self.extra,
         }

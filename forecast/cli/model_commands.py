@@ -27,14 +27,37 @@ def _model_settings(setup, cell, units, layers, dropout, instance_norm, linear_s
     return setup, model
 
 
-def _config(horizon, lookback, setup, model, epochs, batch_size, seed, verbose):
+def _config(horizon, lookback, setup, model, epochs, batch_size, seed, verbose,
+            strategy="default"):
     from forecast.forecaster import parse_config
 
     return parse_config({
         "horizon": horizon, "lookback": lookback, "setup": setup, "model": model,
         "batch_size": batch_size,
-        "train": {"epochs": epochs, "seed": seed, "verbose": verbose},
+        "train": {"epochs": epochs, "seed": seed, "verbose": verbose, "strategy": strategy},
     })
+
+
+def _cluster_role(strategy: str, register_as: str | None):
+    """This worker's role for ``--strategy multi_worker`` (None otherwise).
+
+    Raises:
+        ConfigError: a missing or malformed ``TF_CONFIG``, or ``--register`` (its promotion
+            backtest would train on the chief alone while the other workers wait).
+    """
+    if strategy != "multi_worker":
+        return None
+    from forecast.training import read_tf_config
+
+    role = read_tf_config()
+    if register_as:
+        raise ConfigError(
+            "--register cannot be combined with --strategy multi_worker: promotion runs a "
+            "backtest on the chief alone, which cannot train under the cluster's strategy. Train "
+            "without --register (the chief logs the model to MLflow), then register that run's "
+            "model, or register from a --strategy mirrored/default run."
+        )
+    return role
 
 
 def _default_horizon(frame) -> int:
@@ -109,6 +132,11 @@ def train(
                                          "champion if it wins the backtest)."),
     promote_metric: str = typer.Option("mase", "--promote-metric",
                                        help="Metric the promotion backtest compares."),
+    strategy: str = typer.Option("default", "--strategy",
+                                 help="default (one device), mirrored (every local GPU, or CPU "
+                                      "device) or multi_worker (the cluster in TF_CONFIG: run "
+                                      "the same command on every worker; the chief tracks and "
+                                      "saves)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
 ) -> None:
     """Train a forecaster and print its test metrics beside the baselines."""
@@ -116,6 +144,10 @@ def train(
 
     if register_as and not track:
         raise ConfigError("--register needs MLflow tracking: drop --no-track.")
+    role = _cluster_role(strategy, register_as)
+    if role is not None and not role.is_chief:
+        # the standard multi-worker pattern: every worker trains, only the chief writes
+        track, save = False, None
 
     frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
                               freq=freq)
@@ -123,7 +155,7 @@ def train(
     setup, model = _model_settings(setup, cell, units, layers, dropout, instance_norm,
                                    linear_skip, quantile)
     config = _config(horizon, lookback, setup, model, epochs, batch_size, seed,
-                     verbose=0 if as_json else 2)
+                     verbose=0 if as_json else 2, strategy=strategy)
     with _quiet_stdout(as_json):
         if track:
             from forecast.tracking.run import train_tracked
@@ -139,6 +171,9 @@ def train(
             report.forecaster.save(save)
     if save is not None:
         result["saved_to"] = str(save)
+    if role is not None:
+        result["cluster"] = {"task_type": role.task_type, "task_index": role.task_index,
+                             "workers": role.workers, "is_chief": role.is_chief}
     if as_json:
         print(json.dumps(result))
         return
@@ -146,9 +181,16 @@ def train(
         f"{csv.name}: test part, {result['sizes']['test_windows']} windows, original units",
         result))
     training = result["training"]
+    distributed = ""
+    if training.get("strategy") not in (None, "default"):
+        distributed = (f", {training['strategy']} strategy: {training['replicas']} replicas on "
+                       f"{training['workers']} worker(s)")
     _console.print(f"trained {training['epochs_run']} epochs in {training['seconds']} s "
-                   f"(best epoch {training['best_epoch']}, kernel {training['kernel']})"
-                   + (f"; saved to {save}" if save else ""))
+                   f"(best epoch {training['best_epoch']}, kernel {training['kernel']}"
+                   f"{distributed})" + (f"; saved to {save}" if save else ""))
+    if role is not None and not role.is_chief:
+        _console.print(f"{role.task_type} {role.task_index} of the cluster: trained in lockstep "
+                       "with the chief, which tracks the run and saves the model.")
     tracking = result.get("mlflow")
     if tracking:
         _console.print(f"MLflow run {tracking['run_id']}, model {tracking['model_uri']}")

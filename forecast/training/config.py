@@ -35,6 +35,12 @@ class TrainConfig(BaseModel):
         verbose: Keras's progress output: 0 silent, 1 progress bar, 2 one line per epoch.
         clipnorm: clip each gradient to this norm (``None``: no clipping).
         huber_delta: the Huber loss's switch point (``loss="huber"``).
+        strategy: how many devices or machines train the model (``tf.distribute``):
+            ``"default"`` one device; ``"mirrored"`` every local GPU (or logical CPU device),
+            one replica each; ``"multi_worker"`` the machines listed in the ``TF_CONFIG``
+            environment variable, the same program started on each (only the chief writes
+            checkpoints and logs). ``batch_size`` stays the global batch, split among the
+            replicas. See ``forecast.training.distributed``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -52,6 +58,7 @@ class TrainConfig(BaseModel):
     verbose: Literal[0, 1, 2] = 1
     clipnorm: float | None = Field(None, gt=0)
     huber_delta: float = Field(1.0, gt=0)
+    strategy: Literal["default", "mirrored", "multi_worker"] = "default"
 
     @field_validator("quantiles")
     @classmethod

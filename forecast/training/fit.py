@@ -5,9 +5,13 @@ Adam with an optional gradient ``clipnorm``; the loss and learning-rate schedule
 ModelCheckpoint (best ``.keras``) and BackupAndRestore (resume a killed run), and a divergence
 guard that turns a NaN/inf loss into a ``ModelError``.
 
-Distributed training: pass a ``tf.distribute`` strategy. The model must already have been
-*built* under ``strategy.scope()`` by the caller (its variables are created there); ``fit``
-creates the optimizer and compiles the model in the same scope.
+Distributed training: pass a ``tf.distribute`` strategy (``make_strategy(config.strategy)``).
+The model must already have been *built* under ``strategy.scope()`` by the caller (its variables
+are created there); ``fit`` creates the optimizer and compiles the model in the same scope.
+``MirroredStrategy`` trains through ``Model.fit``; ``MultiWorkerMirroredStrategy`` through
+``forecast.training.loop`` (Keras's ``Model.fit`` fails under it, keras-team/keras#20585), and
+only its chief writes to ``checkpoint_dir``: the other workers restore the chief's backup and
+write theirs into a temporary folder, deleted at the end.
 
 Example:
     >>> config = TrainConfig(epochs=50, learning_rate=1e-3, patience=5, checkpoint_dir="runs/a")
@@ -18,7 +22,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +36,11 @@ from pydantic import ValidationError
 from forecast.errors import ConfigError, ModelError
 from forecast.training.callbacks import DivergenceGuard
 from forecast.training.config import TrainConfig
+from forecast.training.distributed import ClusterRole, is_multi_worker, strategy_name, worker_role
+from forecast.training.loop import train_loop
 from forecast.training.losses import pinball_loss
+
+logger = logging.getLogger("forecast.training")
 
 BEST_MODEL_FILE = "best.keras"
 BACKUP_DIR = "backup"
@@ -51,7 +62,11 @@ class FitResult:
         monitor: ``"val_loss"`` with validation data, else ``"loss"``.
         initial_epoch: epochs completed before this call (> 0 when resumed from a backup).
         epochs: the 1-based numbers of the epochs run by this call.
-        checkpoint_path: the best model's ``.keras`` file (None without ``checkpoint_dir``).
+        checkpoint_path: the best model's ``.keras`` file (None without ``checkpoint_dir``, and
+            on the workers of a multi-worker run other than the chief).
+        strategy: ``"default"``, ``"mirrored"`` or ``"multi_worker"`` (the strategy trained under).
+        replicas: the replicas that trained in sync (1 without a strategy).
+        workers: the processes that trained together (1 but for ``multi_worker``).
     """
 
     history: dict[str, list[float]]
@@ -63,6 +78,9 @@ class FitResult:
     initial_epoch: int = 0
     epochs: list[int] = field(default_factory=list)
     checkpoint_path: Path | None = None
+    strategy: str = "default"
+    replicas: int = 1
+    workers: int = 1
 
     @property
     def resumed(self) -> bool:
@@ -127,12 +145,21 @@ def _steps_per_epoch(dataset) -> int:
     return max(steps, 1)
 
 
-def _callbacks(config: TrainConfig, monitor: str):
+def _callbacks(config: TrainConfig, monitor: str, role: ClusterRole, scratch: Path | None):
     callbacks = []
     checkpoint_path = None
     if config.checkpoint_dir is not None:
-        directory = Path(config.checkpoint_dir)
-        directory.mkdir(parents=True, exist_ok=True)
+        shared = Path(config.checkpoint_dir)
+        if role.is_chief:
+            directory = shared
+            directory.mkdir(parents=True, exist_ok=True)
+        else:
+            # The standard multi-worker pattern: every worker runs the same callbacks, but only
+            # the chief writes where users look; this one restores the chief's backup (a shared
+            # filesystem) and writes its own copies into a scratch folder deleted afterwards.
+            directory = scratch
+            if (shared / BACKUP_DIR).is_dir():
+                shutil.copytree(shared / BACKUP_DIR, directory / BACKUP_DIR)
         # First, so that the backup of an epoch is written before any later callback can stop
         # the run at that epoch's end.
         callbacks.append(keras.callbacks.BackupAndRestore(str(directory / BACKUP_DIR)))
@@ -142,6 +169,8 @@ def _callbacks(config: TrainConfig, monitor: str):
                 str(checkpoint_path), monitor=monitor, save_best_only=True, verbose=0
             )
         )
+        if not role.is_chief:
+            checkpoint_path = None
     guard = DivergenceGuard()
     callbacks.append(guard)
     early = None
@@ -176,13 +205,16 @@ def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=Non
         val_ds: the validation dataset, or None (then ``loss`` is monitored).
         config: a ``TrainConfig`` or a dict of its fields (None: defaults).
         callbacks: extra Keras callbacks, run after ours.
-        strategy: a ``tf.distribute.Strategy``; build the model in ``strategy.scope()`` first.
+        strategy: a ``tf.distribute.Strategy`` (``make_strategy(config.strategy)``); build the
+            model in ``strategy.scope()`` first. Required when ``config.strategy`` is not
+            ``"default"``.
 
     Returns:
         A ``FitResult``.
 
     Raises:
-        ConfigError: invalid settings.
+        ConfigError: invalid settings; ``config.strategy`` set but no strategy given, or a model
+            built outside the strategy's scope; multi-worker resumes that disagree.
         ModelError: the loss became NaN/inf (says at which epoch and what to try), or Keras
             rejected the model/data (e.g. shapes that do not match).
 
@@ -198,9 +230,50 @@ def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=Non
         set_seed(config.seed, config.deterministic)
     elif config.deterministic:
         tf.config.experimental.enable_op_determinism()
+    _check_strategy(model, config, strategy)
+    role = worker_role(strategy)
+    name, replicas = strategy_name(strategy), _replicas(strategy)
+    logger.info("training under the %s strategy: %d replica(s) on %d worker(s)%s", name,
+                replicas, role.workers, "" if role.is_chief else
+                f" (this is {role.task_type} {role.task_index}; the chief writes checkpoints)")
     monitor = "val_loss" if val_ds is not None else "loss"
-    own, guard, early, checkpoint_path = _callbacks(config, monitor)
+    scratch = None
+    if config.checkpoint_dir is not None and not role.is_chief:
+        scratch = Path(tempfile.mkdtemp(prefix=f"forecast-{role.task_type}{role.task_index}-"))
+    try:
+        history, guard, early, checkpoint_path = _train(
+            model, train_ds, val_ds, config, callbacks, strategy, role, monitor, scratch)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return _result(history, guard, early, checkpoint_path, config, monitor, name, replicas, role)
 
+
+def _replicas(strategy) -> int:
+    return int(strategy.num_replicas_in_sync) if strategy is not None else 1
+
+
+def _check_strategy(model, config: TrainConfig, strategy) -> None:
+    if strategy is None:
+        if config.strategy != "default":
+            raise ConfigError(
+                f"train.strategy={config.strategy!r} needs its strategy passed to fit: "
+                f"strategy = forecast.training.make_strategy({config.strategy!r}); build the "
+                "model inside `with strategy.scope():`, then fit(..., strategy=strategy) (the "
+                "Forecaster does all of this)."
+            )
+        return
+    if model.distribute_strategy is not strategy:  # Keras notes the strategy of the model's scope
+        raise ConfigError(
+            f"the model was built outside the {strategy_name(strategy)} strategy's scope: build "
+            "it inside `with strategy.scope():` (its variables must be mirrored) and pass the "
+            "same strategy to fit."
+        )
+
+
+def _train(model, train_ds, val_ds, config, extra_callbacks, strategy, role, monitor, scratch):
+    own, guard, early, checkpoint_path = _callbacks(config, monitor, role, scratch)
+    loss = resolve_loss(config)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         if config.lr_schedule == "cosine":
@@ -210,23 +283,34 @@ def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=Non
         else:
             learning_rate = config.learning_rate
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=config.clipnorm)
-        model.compile(optimizer=optimizer, loss=resolve_loss(config))
+        model.compile(optimizer=optimizer, loss=loss)
 
+    callbacks = own + list(extra_callbacks or [])
     try:
-        history = model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=config.epochs,
-            callbacks=own + list(callbacks or []),
-            verbose=config.verbose,
-            shuffle=False,  # tf.data datasets are shuffled by make_dataset(shuffle=True)
-        )
+        if is_multi_worker(strategy):
+            history = train_loop(
+                model, train_ds, val_ds, loss=loss, strategy=strategy, epochs=config.epochs,
+                callbacks=callbacks, verbose=config.verbose, show_progress=role.is_chief,
+            )
+        else:
+            history = model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=config.epochs,
+                callbacks=callbacks,
+                verbose=config.verbose,
+                shuffle=False,  # tf.data datasets are shuffled by make_dataset(shuffle=True)
+            )
     except (ValueError, tf.errors.InvalidArgumentError) as exc:
         raise ModelError(
             f"training failed: {exc}. Check that the model's input and output shapes match the "
             "dataset's (inputs (batch, lookback, features), targets (batch, horizon, targets))."
         ) from exc
+    return history, guard, early, checkpoint_path
 
+
+def _result(history, guard, early, checkpoint_path, config, monitor, name, replicas,
+            role) -> FitResult:
     if guard.diverged:
         where = f"epoch {guard.epoch}"
         if guard.batch is not None:
@@ -254,4 +338,7 @@ def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=Non
         initial_epoch=(epochs[0] - 1) if epochs else 0,
         epochs=epochs,
         checkpoint_path=checkpoint_path,
+        strategy=name,
+        replicas=replicas,
+        workers=role.workers,
     )
