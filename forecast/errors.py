@@ -19,3 +19,12 @@ class ConfigError(ForecastError):
 
 class ModelError(ForecastError):
     """A model cannot be built, trained, saved or loaded as asked."""
+
+
+class TrackingStoreError(ForecastError):
+    """The MLflow tracking store cannot take a write as asked.
+
+    Raised, for instance, when several processes write to one SQLite store at once and the file
+    stays locked: the message names the store and says to start ``mlflow server`` (on
+    PostgreSQL) for concurrent runs.
+    """

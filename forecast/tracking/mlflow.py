@@ -4,6 +4,28 @@ The store: ``MLFLOW_TRACKING_URI`` when set; otherwise, inside the project check
 ``sqlite:///<project>/mlflow/mlflow.db`` with artifacts under ``<project>/mlflow/artifacts``;
 elsewhere MLflow's own default. Never the deprecated ``./mlruns`` file store.
 
+Several processes at once. A team runs against ``mlflow server`` (PostgreSQL behind it: every
+write is a transaction of the database server). A SQLite file is shared by processes on one
+machine only, and needs two guards, both here:
+
+* a brand-new SQLite file is initialised (tables created, migrations run) by the first MLflow
+  call of a process that opens it; two processes doing that at once break the schema. Importing
+  this module therefore makes MLflow open every SQLite store under an exclusive file lock
+  (``<db>.lock``, from the ``filelock`` package): one process initialises the file, the others
+  wait and find it done (``guard_sqlite_stores``). ``configure`` also creates the experiment
+  race-free (a concurrent creator's ``RESOURCE_ALREADY_EXISTS`` is answered by reading it).
+* afterwards each MLflow write is a short SQLite transaction that waits up to MLflow's busy
+  timeout (20 s) for the file. Should a write still find the file locked, the run fails with a
+  ``TrackingStoreError`` that names the store and says to start ``mlflow server``
+  (``store_errors``), never a raw SQLAlchemy traceback; the failed write is rolled back, so
+  the store stays consistent.
+
+Against a server (``http://``), MLflow 3's usage telemetry is switched off for the process unless
+``MLFLOW_DISABLE_TELEMETRY`` is set either way: without internet access its background thread
+removes a variable from ``os.environ`` while ``requests`` iterates it for the proxy settings,
+and the tracking call in flight fails with ``KeyError: '_MLFLOW_TELEMETRY_SESSION_ID'``
+(``quiet_telemetry``).
+
 This module is named after the library it wraps; it is imported as
 ``forecast.tracking.mlflow`` and imports the real ``mlflow`` (absolute imports).
 """
@@ -11,6 +33,7 @@ This module is named after the library it wraps; it is imported as
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import subprocess
@@ -26,11 +49,15 @@ import tensorflow as tf
 import yaml
 
 import forecast
-from forecast.errors import ForecastError
+from forecast.errors import ForecastError, TrackingStoreError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EXPERIMENT = "forecast"
 _MAX_TAG = 5000
+#: how long opening a SQLite store waits for another process initialising the same file.
+SQLITE_INIT_TIMEOUT = 300.0
+#: what SQLite (through SQLAlchemy and MLflow) says when another process holds the file.
+_LOCKED_MARKERS = ("database is locked", "database table is locked", "sqlite_busy")
 
 
 def _in_project_checkout(cwd: Path | None = None) -> bool:
@@ -62,27 +89,228 @@ def resolve_tracking_uri() -> tuple[str, str | None]:
     return mlflow.get_tracking_uri(), None
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI, or None for any other store.
+
+    Args:
+        uri: a tracking URI.
+
+    Returns:
+        The file's path (``sqlite:////abs/mlflow.db`` -> ``/abs/mlflow.db``), or None for a
+        server (``http://``), a database server (``postgresql+psycopg2://``) or an in-memory
+        SQLite database.
+
+    Example:
+        >>> sqlite_path("sqlite:////srv/mlflow/mlflow.db")
+        PosixPath('/srv/mlflow/mlflow.db')
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return Path(path)
+
+
+def concurrency_message(uri: str, detail: str = "") -> str:
+    """The message of a ``TrackingStoreError`` for a SQLite store that another process holds.
+
+    Args:
+        uri: the tracking URI.
+        detail: what MLflow or SQLite reported (shortened to one line).
+
+    Returns:
+        One paragraph that names the store and says how to run concurrently.
+    """
+    detail = " ".join(str(detail).split())[:300]
+    reported = f" ({detail})" if detail else ""
+    return (
+        f"the MLflow tracking store {uri} is a SQLite file that another process is writing "
+        f"to{reported}. Use a tracking server for concurrent runs: start `mlflow server "
+        "--backend-store-uri postgresql+psycopg2://USER@HOST/DB --artifacts-destination "
+        "DIR_OR_URI --host 127.0.0.1` (see the README, \"Team tracking server\") and set "
+        "MLFLOW_TRACKING_URI=http://127.0.0.1:5000; or run one pipeline at a time on this store."
+    )
+
+
+def _is_locked(exc: BaseException | None, depth: int = 0) -> bool:
+    """Whether ``exc`` or an exception it was raised from says the SQLite file is locked."""
+    if exc is None or depth > 8:
+        return False
+    text = str(exc).lower()
+    return any(marker in text for marker in _LOCKED_MARKERS) or _is_locked(
+        exc.__cause__ or exc.__context__, depth + 1)
+
+
+@contextlib.contextmanager
+def store_errors(uri: str | None = None) -> Iterator[None]:
+    """Turns "SQLite file locked by another process" into a clear ``TrackingStoreError``.
+
+    Other errors pass through unchanged, and so does everything for a store that is not a
+    SQLite file.
+
+    Args:
+        uri: the tracking URI (default: MLflow's current one).
+
+    Raises:
+        TrackingStoreError: an MLflow call in the block failed because the SQLite store was
+            locked by another process (after MLflow's own 20 s busy wait).
+
+    Example:
+        >>> with store_errors():
+        ...     mlflow.log_metric("mae", 0.5)
+    """
+    try:
+        yield
+    except TrackingStoreError:
+        raise
+    except Exception as exc:
+        uri = uri or mlflow.get_tracking_uri()
+        if sqlite_path(uri) is not None and _is_locked(exc):
+            raise TrackingStoreError(concurrency_message(uri, str(exc))) from exc
+        raise
+
+
+@contextlib.contextmanager
+def _sqlite_init_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock on ``<db>.lock`` beside a SQLite store; nothing for other stores."""
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = FileLock(f"{path}.lock", timeout=SQLITE_INIT_TIMEOUT)
+        lock.acquire()
+    except Timeout:
+        raise TrackingStoreError(concurrency_message(
+            uri, f"waited {SQLITE_INIT_TIMEOUT:.0f} s for {path}.lock")) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _locked(builder):
+    """An MLflow store builder that opens SQLite stores under ``_sqlite_init_lock``."""
+    if getattr(builder, "_forecast_locked", False):
+        return builder
+
+    @functools.wraps(builder)  # MLflow reads the builder's parameters off its signature
+    def build(*args, **kwargs):
+        uri = kwargs.get("store_uri", args[0] if args else None)
+        with _sqlite_init_lock(str(uri or "")):
+            return builder(*args, **kwargs)
+
+    build._forecast_locked = True
+    return build
+
+
+def guard_sqlite_stores() -> bool:
+    """Makes MLflow open (and, the first time, initialise) SQLite stores under a file lock.
+
+    MLflow builds a tracking store and a model-registry store the first time a process uses a
+    URI; for a new SQLite file that build creates the tables and runs the migrations, and two
+    processes doing it at once leave a broken schema ("duplicate column name", "Online migration
+    expected to match one row"). This wraps MLflow's ``sqlite`` store builders (through its
+    store registries, as a plugin registers one) so each build holds ``<db>.lock``: the first
+    process initialises, the others wait, then find the tables there. Each store is built once
+    per process, so the lock costs nothing afterwards. Called when this module is imported;
+    calling it again does nothing.
+
+    Returns:
+        True when both builders are guarded; False when this MLflow version lays its store
+        registries out differently (SQLite stores are then opened unguarded, as MLflow does;
+        ``tests/tracking/test_concurrent_runs.py`` notices).
+    """
+    try:
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        registries = [tracking_utils._tracking_store_registry,
+                      registry_utils._get_store_registry()]
+        for registry in registries:
+            registry.register("sqlite", _locked(registry.get_store_builder("sqlite:///x.db")))
+    except Exception:  # noqa: BLE001 - MLflow internals moved: run unguarded rather than fail
+        return False
+    return True
+
+
+def _experiment_id(experiment: str, artifact_root: str | None) -> str:
+    """The id of ``experiment``, created when missing (a concurrent creator is not an error)."""
+    from mlflow.exceptions import MlflowException
+
+    existing = mlflow.get_experiment_by_name(experiment)
+    if existing is not None:
+        return existing.experiment_id
+    location = f"{artifact_root}/{experiment}" if artifact_root else None
+    try:
+        return mlflow.create_experiment(experiment, artifact_location=location)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+            raise
+        existing = mlflow.get_experiment_by_name(experiment)
+        if existing is None:
+            raise
+        return existing.experiment_id
+
+
+def quiet_telemetry(uri: str) -> bool:
+    """Switches MLflow's usage telemetry off in this process when tracking to a server.
+
+    MLflow 3 starts a thread that fetches its telemetry settings; when that fails (no internet
+    access) or telemetry is not rolled out to this install, the thread deletes
+    ``_MLFLOW_TELEMETRY_SESSION_ID`` from ``os.environ``. A REST call to the tracking server made
+    at that moment reads ``os.environ`` (``requests``' proxy settings) and fails with a
+    ``KeyError`` naming that variable: a pipeline run against ``mlflow server`` dies at random.
+    Setting ``MLFLOW_DISABLE_TELEMETRY=true`` and re-initialising the client (which removes the
+    variable once, here) closes the window. An explicit ``MLFLOW_DISABLE_TELEMETRY`` (true or
+    false) is left as the user set it.
+
+    Args:
+        uri: the tracking URI.
+
+    Returns:
+        True when telemetry was switched off now.
+    """
+    if not uri.startswith(("http://", "https://")) or "MLFLOW_DISABLE_TELEMETRY" in os.environ:
+        return False
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    try:
+        from mlflow.telemetry.client import set_telemetry_client
+
+        set_telemetry_client()  # disabled now: drops the client and its session variable
+    except Exception:  # noqa: BLE001 - MLflow without telemetry: nothing to switch off
+        pass
+    return True
+
+
 def configure(experiment: str = DEFAULT_EXPERIMENT) -> str:
     """Points MLflow at the resolved store and makes ``experiment`` the active one.
 
     Args:
-        experiment: the experiment name (created on first use).
+        experiment: the experiment name (created on first use; several processes creating it
+            at once is fine).
 
     Returns:
         The experiment id.
+
+    Raises:
+        TrackingStoreError: a SQLite store stayed locked by other processes.
     """
     uri, artifact_root = resolve_tracking_uri()
+    quiet_telemetry(uri)
     mlflow.set_tracking_uri(uri)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    existing = mlflow.get_experiment_by_name(experiment)
-    if existing is not None:
-        experiment_id = existing.experiment_id
-    else:
-        location = f"{artifact_root}/{experiment}" if artifact_root else None
-        experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
-    mlflow.set_experiment(experiment_id=experiment_id)
+    with store_errors(uri):
+        experiment_id = _experiment_id(experiment, artifact_root)
+        mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+guard_sqlite_stores()
+quiet_telemetry(os.environ.get("MLFLOW_TRACKING_URI", ""))
 
 
 def environment_tags() -> dict[str, str]:
@@ -118,22 +346,30 @@ def tracked_run(run_name: str | None = None, *, experiment: str = DEFAULT_EXPERI
         The active run.
 
     Raises:
-        Whatever the body raised, after the run is marked FAILED (``KILLED`` on Ctrl-C).
+        TrackingStoreError: a SQLite store stayed locked by other processes (the body's own
+            "database is locked" errors become this too).
+        Whatever else the body raised, after the run is marked FAILED (``KILLED`` on Ctrl-C).
     """
     configure(experiment)
-    run = mlflow.start_run(run_name=run_name, tags={**environment_tags(), **(tags or {})})
+    uri = mlflow.get_tracking_uri()
+    with store_errors(uri):
+        run = mlflow.start_run(run_name=run_name,
+                               tags={**environment_tags(), **(tags or {})})
     try:
-        yield run
+        with store_errors(uri):
+            yield run
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"[:_MAX_TAG]
         with contextlib.suppress(Exception):
             mlflow.set_tag("error", message)
             mlflow.set_tag("error.type", type(exc).__name__)
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        mlflow.end_run(status=status)
+        with contextlib.suppress(Exception):  # a store refusing this too: report the first error
+            mlflow.end_run(status=status)
         raise
     else:
-        mlflow.end_run(status="FINISHED")
+        with store_errors(uri):
+            mlflow.end_run(status="FINISHED")
 
 
 def flatten(data: Mapping, prefix: str = "") -> dict[str, str]:
