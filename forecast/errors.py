@@ -4,6 +4,8 @@ Messages name the file, column, row or setting involved and say what to do about
 prints them as one line (exit code 2) instead of a traceback.
 """
 
+from __future__ import annotations
+
 
 class ForecastError(Exception):
     """Base class of every error the toolkit reports to its users."""
@@ -15,6 +17,23 @@ class DataError(ForecastError):
 
 class ConfigError(ForecastError):
     """A setting, argument or configuration file is invalid."""
+
+    @classmethod
+    def from_yaml(cls, path, exc: Exception) -> ConfigError:
+        """The error for a YAML file PyYAML cannot parse, naming the file and the line.
+
+        Args:
+            path: the file.
+            exc: the ``yaml.YAMLError`` raised while parsing it.
+
+        Returns:
+            A ConfigError to raise (``raise ConfigError.from_yaml(path, exc) from None``).
+        """
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        return cls(f"{path}{where}: not valid YAML: {problem}. Check the indentation and quoting "
+                   "there.")
 
 
 class ModelError(ForecastError):

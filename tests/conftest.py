@@ -32,9 +32,13 @@ def _isolated_mlflow_store(tmp_path, monkeypatch):
     """Every test gets its own SQLite MLflow store: nothing reaches the project's mlflow/."""
     store = tmp_path / "mlflow-store"
     store.mkdir()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
-    yield
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     import sys
+
+    if "mlflow" in sys.modules:  # an earlier test's set_tracking_uri outranks the variable
+        sys.modules["mlflow"].set_tracking_uri(uri)
+    yield
 
     if "mlflow" in sys.modules:
         import mlflow

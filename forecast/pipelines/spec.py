@@ -372,11 +372,7 @@ def load_pipeline(path, *, overrides=()) -> PipelineSpec:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{where}: not valid YAML: {problem}. Check the indentation "
-                          "and quoting there.") from None
+        raise ConfigError.from_yaml(path, exc) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -78,12 +78,15 @@ def resolve_tracking_uri() -> tuple[str, str | None]:
     """Which store to use: (tracking URI, artifact root for new experiments or None).
 
     Returns:
-        ``MLFLOW_TRACKING_URI`` with no artifact root of ours when the variable is set; the
-        project store inside the checkout; else MLflow's default URI.
+        ``MLFLOW_TRACKING_URI`` when the variable is set (for a ``sqlite:///`` file, new
+        experiments keep their artifacts in ``artifacts/`` beside it; for other stores, where the
+        store says); the project store inside the checkout; else MLflow's default URI.
     """
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
-        return env, None
+        database = sqlite_path(env)
+        # beside the database file, not in ./mlruns of whatever folder the process started in
+        return env, None if database is None else (database.parent / "artifacts").as_uri()
     if _in_project_checkout():
         return project_store()
     return mlflow.get_tracking_uri(), None

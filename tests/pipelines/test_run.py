@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from forecast.cli import main
 from forecast.pipelines import run_pipeline
-from tests.conftest import synthetic_frame
+from tests.pipelines.conftest import write_pipeline
 
 PIPELINE = """\
 name: tiny
@@ -29,11 +29,7 @@ forecast: {path: out/forecast.csv}
 
 @pytest.fixture
 def pipeline(tmp_path):
-    (tmp_path / "data").mkdir()
-    synthetic_frame(360).to_csv(tmp_path / "data" / "series.csv", index=False)
-    path = tmp_path / "tiny.yaml"
-    path.write_text(PIPELINE)
-    return path
+    return write_pipeline(tmp_path, PIPELINE)
 
 
 def cli(capsys, *args):

@@ -20,7 +20,10 @@ CONFIG = {"horizon": 6, "lookback": 24, "model": {"units": 8},
 
 def test_store_resolution(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////somewhere/else.db")
-    assert tracking.resolve_tracking_uri() == ("sqlite:////somewhere/else.db", None)
+    assert tracking.resolve_tracking_uri() == ("sqlite:////somewhere/else.db",
+                                               "file:///somewhere/artifacts")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking.resolve_tracking_uri() == ("http://127.0.0.1:5000", None)
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.chdir(tracking.PROJECT_ROOT)
     uri, artifacts = tracking.resolve_tracking_uri()
