@@ -49,7 +49,7 @@ test-airflow: $(STAMP) $(AIRFLOW_STAMP)
 		$(AIRFLOW_VENV)/bin/python -m pytest -q tests_airflow
 
 lint: $(STAMP)
-	$(BIN)/ruff check forecast tests benchmarks
+	$(BIN)/ruff check forecast tests tests_airflow benchmarks pipelines
 
 # torch is a benchmark peer only (torch.nn.LSTM), never a dependency of the project.
 bench: $(STAMP)
