@@ -118,6 +118,18 @@ def plot_forecast(actual, forecast, *, history=None, quantiles: Sequence[float] 
     return fig
 
 
+def _finish(fig: Figure, ax, xlabel: str, ylabel: str, title: str, path) -> Figure:
+    """Labels, grid and legend of a one-panel figure; written to ``path`` when given."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    ax.set_title(title)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
 def plot_training_curves(history: Mapping[str, Sequence[float]], *, title: str | None = None,
                          path=None) -> Figure:
     """Loss curves (``loss``, ``val_loss`` and any other ``*loss`` key) per epoch.
@@ -140,14 +152,7 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], *, title: str |
         positive &= bool(np.all(values[np.isfinite(values)] > 0))
     if positive:
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    ax.set_title(title or "training curves")
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, ax, "epoch", "loss", title or "training curves", path)
 
 
 def plot_error_by_step(per_step, *, metrics: Sequence[str] = ("mae", "rmse"),
@@ -171,11 +176,4 @@ def plot_error_by_step(per_step, *, metrics: Sequence[str] = ("mae", "rmse"),
     for name, values in curves.items():
         values = np.asarray(values, dtype=np.float64)
         ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=name)
-    ax.set_xlabel("horizon step")
-    ax.set_ylabel("error")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    ax.set_title(title or "error by horizon step")
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, ax, "horizon step", "error", title or "error by horizon step", path)

@@ -92,17 +92,22 @@ class RecurrentLayer(keras.layers.Layer):
 
     # ---------------------------------------------------------------- to implement per cell
 
+    def _activation_blockers(self):
+        """Both kernels are written for tanh and sigmoid: the reasons when the cell has others."""
+        out = []
+        if not is_default_activation(self.cell.activation, "tanh"):
+            out.append("activation is not tanh")
+        if not is_default_activation(self.cell.recurrent_activation, "sigmoid"):
+            out.append("recurrent_activation is not sigmoid")
+        return out
+
     def _cudnn_blockers(self):
         """Reasons (strings) why the configuration cannot run on cuDNN; [] if it can.
 
         The conditions every cell shares; a subclass adds its own (e.g. peephole).
         """
         cell = self.cell
-        out = []
-        if not is_default_activation(cell.activation, "tanh"):
-            out.append("activation is not tanh")
-        if not is_default_activation(cell.recurrent_activation, "sigmoid"):
-            out.append("recurrent_activation is not sigmoid")
+        out = self._activation_blockers()
         if not cell.use_bias:
             out.append("use_bias=False")
         if cell.recurrent_dropout > 0:
@@ -127,11 +132,7 @@ class RecurrentLayer(keras.layers.Layer):
         The conditions every cell shares; a subclass adds its own (e.g. peephole).
         """
         cell = self.cell
-        out = []
-        if not is_default_activation(cell.activation, "tanh"):
-            out.append("activation is not tanh")
-        if not is_default_activation(cell.recurrent_activation, "sigmoid"):
-            out.append("recurrent_activation is not sigmoid")
+        out = self._activation_blockers()
         if training and cell.recurrent_dropout > 0:
             out.append("recurrent_dropout in training")
         return out

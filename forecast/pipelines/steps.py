@@ -158,48 +158,12 @@ def _forecaster(state: dict, cache: Cache):
     return cache.forecaster
 
 
-def _tracking_store() -> str:
-    """Points MLflow at the resolved store (as ``configure`` does) and returns its URI."""
-    import mlflow
-
-    from forecast.tracking.mlflow import quiet_telemetry, resolve_tracking_uri
-
-    uri = resolve_tracking_uri()[0]
-    quiet_telemetry(uri)
-    mlflow.set_tracking_uri(uri)
-    return uri
-
-
-@contextlib.contextmanager
 def _resumed_run(run_id: str):
-    """Reopens a finished run to add to it; it ends FINISHED again, or FAILED with the error.
+    """Reopens the pipeline's run to add to it: ``tracked_run(run_id=...)``, which ends it
+    FINISHED again (dropping an earlier attempt's error tags), or FAILED with the error."""
+    from forecast.tracking.mlflow import tracked_run
 
-    The error tags of an earlier failed attempt of the step (an Airflow retry) are removed when
-    the step succeeds. A SQLite store that stays locked raises ``TrackingStoreError``.
-    """
-    import mlflow
-
-    from forecast.tracking.mlflow import error_message, store_errors
-
-    uri = _tracking_store()
-    with store_errors(uri):
-        run = mlflow.start_run(run_id=run_id)
-    stale = [k for k in ("error", "error.type") if k in run.data.tags]
-    try:
-        with store_errors(uri):
-            yield
-    except BaseException as exc:
-        with contextlib.suppress(Exception):
-            mlflow.set_tags({"error": error_message(exc)[:5000],
-                             "error.type": type(exc).__name__})
-        with contextlib.suppress(Exception):  # a store refusing this too: report the first error
-            mlflow.end_run(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    else:
-        with store_errors(uri):
-            for key in stale:
-                mlflow.delete_tag(key)
-            mlflow.end_run(status="FINISHED")
+    return tracked_run(run_id=run_id)
 
 
 def _run_spec(state: dict, cache: Cache) -> PipelineSpec:
@@ -219,6 +183,12 @@ def _failed_run(spec: PipelineSpec, tags: dict, exc: BaseException) -> None:
     with contextlib.suppress(type(exc)), tracked_run(spec.name, experiment=spec.experiment,
                                                      tags=tags):
         raise exc
+
+
+def _start(state: dict, echo: Echo | None, cache: Cache | None) -> tuple[dict, Echo, Cache]:
+    """A step's own copy of the state (and of its ``steps`` timings), the echo and the cache."""
+    return ({**state, "steps": dict(state["steps"])}, echo or _silent,
+            cache if cache is not None else Cache())
 
 
 def _run_tags(state: dict) -> dict:
@@ -305,9 +275,7 @@ def ingest(state: dict, *, echo: Echo | None = None, cache: Cache | None = None)
         DataError: the data cannot be used (or changed since ``validate``); a FAILED MLflow run
             records the error.
     """
-    echo = echo or _silent
-    cache = cache if cache is not None else Cache()
-    state = {**state, "steps": dict(state["steps"])}
+    state, echo, cache = _start(state, echo, cache)
     spec = _spec(state, cache)
     try:
         with _timed(state, "ingest", echo):
@@ -339,9 +307,7 @@ def train(state: dict, *, echo: Echo | None = None, cache: Cache | None = None) 
     """
     from forecast.tracking.run import train_tracked
 
-    echo = echo or _silent
-    cache = cache if cache is not None else Cache()
-    state = {**state, "steps": dict(state["steps"])}
+    state, echo, cache = _start(state, echo, cache)
     spec = _spec(state, cache)
     frame = _frame(state, spec, cache)
     tags = _run_tags(state)
@@ -391,12 +357,10 @@ def backtest(state: dict, *, echo: Echo | None = None, cache: Cache | None = Non
     from forecast.tracking.mlflow import log_metric_tables
     from forecast.workflow import run_backtest
 
-    echo = echo or _silent
-    cache = cache if cache is not None else Cache()
+    state, echo, cache = _start(state, echo, cache)
     spec = _run_spec(state, cache)
     if not spec.evaluate.backtest_folds:
         return state
-    state = {**state, "steps": dict(state["steps"])}
     config = _config(spec)
     train_update = {"verbose": 0}
     if spec.evaluate.backtest_epochs is not None:
@@ -446,13 +410,11 @@ def register(state: dict, *, echo: Echo | None = None, cache: Cache | None = Non
     """
     from forecast.tracking.registry import promote_if_better, register_version
 
-    echo = echo or _silent
-    cache = cache if cache is not None else Cache()
+    state, echo, cache = _start(state, echo, cache)
     spec = _run_spec(state, cache)
     reg = spec.register
     if reg is None:
         return state
-    state = {**state, "steps": dict(state["steps"])}
     import mlflow
 
     with _resumed_run(state["run_id"]), _timed(state, "register", echo):
@@ -534,9 +496,7 @@ def forecast(state: dict, *, echo: Echo | None = None, cache: Cache | None = Non
     """
     import mlflow
 
-    echo = echo or _silent
-    cache = cache if cache is not None else Cache()
-    state = {**state, "steps": dict(state["steps"])}
+    state, echo, cache = _start(state, echo, cache)
     spec = _run_spec(state, cache)
     with _resumed_run(state["run_id"]):
         with _timed(state, "forecast", echo):

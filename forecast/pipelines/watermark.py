@@ -45,14 +45,14 @@ class Watermark:
 def last_finished_run(name: str, experiment: str):
     """The most recent FINISHED MLflow run of the pipeline ``name`` (or None).
 
-    Uses the tracking store ``forecast.tracking.mlflow.resolve_tracking_uri`` picks.
+    Uses the tracking store ``forecast.tracking.mlflow.use_store`` points MLflow at.
     """
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from forecast.tracking.mlflow import resolve_tracking_uri
+    from forecast.tracking.mlflow import use_store
 
-    mlflow.set_tracking_uri(resolve_tracking_uri()[0])
+    use_store()
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         return None

@@ -49,7 +49,7 @@ import tensorflow as tf
 import yaml
 
 import forecast
-from forecast.errors import ForecastError, TrackingStoreError
+from forecast.errors import TrackingStoreError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EXPERIMENT = "forecast"
@@ -290,6 +290,18 @@ def quiet_telemetry(uri: str) -> bool:
     return True
 
 
+def use_store() -> tuple[str, str | None]:
+    """Points MLflow at the resolved store (``resolve_tracking_uri``), telemetry quieted.
+
+    Returns:
+        (tracking URI, artifact root for new experiments or None).
+    """
+    uri, artifact_root = resolve_tracking_uri()
+    quiet_telemetry(uri)
+    mlflow.set_tracking_uri(uri)
+    return uri, artifact_root
+
+
 def configure(experiment: str = DEFAULT_EXPERIMENT) -> str:
     """Points MLflow at the resolved store and makes ``experiment`` the active one.
 
@@ -303,9 +315,7 @@ def configure(experiment: str = DEFAULT_EXPERIMENT) -> str:
     Raises:
         TrackingStoreError: a SQLite store stayed locked by other processes.
     """
-    uri, artifact_root = resolve_tracking_uri()
-    quiet_telemetry(uri)
-    mlflow.set_tracking_uri(uri)
+    uri, artifact_root = use_store()
     with store_errors(uri):
         experiment_id = _experiment_id(experiment, artifact_root)
         mlflow.set_experiment(experiment_id=experiment_id)
@@ -337,13 +347,17 @@ def environment_tags() -> dict[str, str]:
 
 @contextlib.contextmanager
 def tracked_run(run_name: str | None = None, *, experiment: str = DEFAULT_EXPERIMENT,
-                tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+                tags: Mapping[str, str] | None = None,
+                run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that always ends: FINISHED, or FAILED with the error as a tag.
 
     Args:
         run_name: the run's name in the UI.
         experiment: the experiment it belongs to.
         tags: extra tags.
+        run_id: reopen this (ended) run to add to it instead of starting one; ``run_name``,
+            ``experiment`` and ``tags`` are then not used. When the block succeeds, the error
+            tags of an earlier failed attempt are removed (a retried pipeline step).
 
     Yields:
         The active run.
@@ -353,26 +367,36 @@ def tracked_run(run_name: str | None = None, *, experiment: str = DEFAULT_EXPERI
             "database is locked" errors become this too).
         Whatever else the body raised, after the run is marked FAILED (``KILLED`` on Ctrl-C).
     """
-    configure(experiment)
-    uri = mlflow.get_tracking_uri()
-    with store_errors(uri):
-        run = mlflow.start_run(run_name=run_name,
-                               tags={**environment_tags(), **(tags or {})})
+    if run_id is None:
+        configure(experiment)
+        uri = mlflow.get_tracking_uri()
+        with store_errors(uri):
+            run = mlflow.start_run(run_name=run_name,
+                                   tags={**environment_tags(), **(tags or {})})
+    else:
+        uri, _ = use_store()
+        with store_errors(uri):
+            run = mlflow.start_run(run_id=run_id)
+    stale = [key for key in _ERROR_TAGS if key in run.data.tags]
     try:
         with store_errors(uri):
             yield run
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"[:_MAX_TAG]
         with contextlib.suppress(Exception):
-            mlflow.set_tag("error", message)
-            mlflow.set_tag("error.type", type(exc).__name__)
+            mlflow.set_tags(dict(zip(_ERROR_TAGS, (message, type(exc).__name__), strict=True)))
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):  # a store refusing this too: report the first error
             mlflow.end_run(status=status)
         raise
     else:
         with store_errors(uri):
+            for key in stale:
+                mlflow.delete_tag(key)
             mlflow.end_run(status="FINISHED")
+
+
+_ERROR_TAGS = ("error", "error.type")
 
 
 def flatten(data: Mapping, prefix: str = "") -> dict[str, str]:
@@ -385,14 +409,6 @@ def flatten(data: Mapping, prefix: str = "") -> dict[str, str]:
         else:
             flat[name] = str(value)[:6000]
     return flat
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def frame_digest(frame: pd.DataFrame) -> str:
@@ -448,8 +464,3 @@ class EpochLogger(keras.callbacks.Callback):
         values = {k: float(v) for k, v in (logs or {}).items() if np.isfinite(float(v))}
         if values and mlflow.active_run() is not None:
             mlflow.log_metrics(values, step=epoch + 1)
-
-
-def error_message(exc: BaseException) -> str:
-    """The message a FAILED run carries (ForecastErrors are already user-facing)."""
-    return str(exc) if isinstance(exc, ForecastError) else f"{type(exc).__name__}: {exc}"

@@ -79,21 +79,18 @@ class _Steps:
 
     def train_step(self, element_spec):
         """A ``tf.function``: one global batch → [loss sum, element count] over all replicas."""
-        strategy = self.strategy
-
-        @tf.function(input_signature=[element_spec])
-        def step(batch):
-            return _stack_sum(strategy, strategy.run(self._train_replica, args=(batch,)))
-
-        return step
+        return self._global_step(self._train_replica, element_spec)
 
     def test_step(self, element_spec):
         """Like ``train_step`` without the update (validation)."""
+        return self._global_step(self._test_replica, element_spec)
+
+    def _global_step(self, replica_fn, element_spec):
         strategy = self.strategy
 
         @tf.function(input_signature=[element_spec])
         def step(batch):
-            return _stack_sum(strategy, strategy.run(self._test_replica, args=(batch,)))
+            return _stack_sum(strategy, strategy.run(replica_fn, args=(batch,)))
 
         return step
 

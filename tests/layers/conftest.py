@@ -83,7 +83,18 @@ def roundtrip(layer, x, tmp_path, **call_kwargs):
     return loaded
 
 
+def paired(ours, ref, x, seed=0):
+    """Builds both layers on ``x`` and gives them the same (perturbed) weights of ``ref``."""
+    ref(x)
+    ours(x)
+    weights = perturbed_weights(ref, seed)
+    ref.set_weights(weights)
+    ours.set_weights(weights)
+    return ours, ref
+
+
 class _Helpers:
+    paired = staticmethod(paired)
     perturbed_weights = staticmethod(perturbed_weights)
     outputs_and_grads = staticmethod(outputs_and_grads)
     assert_parity = staticmethod(assert_parity)

@@ -15,14 +15,7 @@ def _x(seed=0):
 
 
 def _pair(rnn, x, **kwargs):
-    ref = keras.layers.GRU(H, reset_after=True, **kwargs)
-    ours = GRU(H, **kwargs)
-    ref(x)
-    ours(x)
-    weights = rnn.perturbed_weights(ref)
-    ref.set_weights(weights)
-    ours.set_weights(weights)
-    return ours, ref
+    return rnn.paired(GRU(H, **kwargs), keras.layers.GRU(H, reset_after=True, **kwargs), x)
 
 
 @pytest.mark.parametrize("return_sequences", [False, True])

@@ -18,14 +18,7 @@ def _x(seed=0, shape=(B, T, D)):
 
 def _pair(rnn, x, **kwargs):
     """Our layer and keras' with identical (perturbed) weights."""
-    ref = keras.layers.LSTM(H, **kwargs)
-    ours = LSTM(H, **kwargs)
-    ref(x)
-    ours(x)
-    weights = rnn.perturbed_weights(ref)
-    ref.set_weights(weights)
-    ours.set_weights(weights)
-    return ours, ref
+    return rnn.paired(LSTM(H, **kwargs), keras.layers.LSTM(H, **kwargs), x)
 
 
 @pytest.mark.parametrize("return_sequences", [False, True])
@@ -44,12 +37,8 @@ def test_parity_with_keras(rnn, return_sequences, go_backwards):
 def test_parity_with_a_single_unit(rnn):
     """units=1: the fused loops keep static shapes (a (B, 1) state stays (B, 1))."""
     x = _x(3)
-    ref, ours = keras.layers.LSTM(1, return_sequences=True), LSTM(1, return_sequences=True)
-    ref(x)
-    ours(x)
-    weights = rnn.perturbed_weights(ref)
-    ref.set_weights(weights)
-    ours.set_weights(weights)
+    ours, ref = rnn.paired(LSTM(1, return_sequences=True),
+                           keras.layers.LSTM(1, return_sequences=True), x)
     rnn.assert_parity(ours, ref, x)
 
 
