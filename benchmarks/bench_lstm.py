@@ -1,9 +1,10 @@
-"""Train-step time of forecast.layers.LSTM against its peers, in one process.
+"""Train-step time of forecast.layers.LSTM (or GRU) against its peers, in one process.
 
 Model: LSTM(units) -> Dense(horizon), MSE, Adam. Time = median ms of `train_on_batch` (forward,
 backward and the Adam update) after warm-up, at three shapes (batch, steps, features, units,
 horizon). Peers: keras.layers.LSTM, the same with `jit_compile=True`, and torch.nn.LSTM when
-torch is installed (its column is skipped otherwise).
+torch is installed (its column is skipped otherwise). With `--layer gru`: forecast.layers.GRU
+against keras.layers.GRU (reset_after=True, the default) and torch.nn.GRU.
 
 The TensorFlow models are timed in turns, so that load spikes hit all alike; torch is timed on its
 own afterwards, because its OpenMP threads keep spinning for a while after each step and took
@@ -13,7 +14,7 @@ Prints one row per shape with each time, our ratio against keras and against the
 (ratio = peer time / our time; > 1 means we are faster); the last line is the headline: the
 smallest ratio against keras over the shapes.
 
-    python benchmarks/bench_lstm.py [--repeats 30] [--shapes small,mid,big]
+    python benchmarks/bench_lstm.py [--repeats 30] [--shapes small,mid,big] [--layer lstm|gru]
 """
 
 import argparse
@@ -29,13 +30,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from forecast.layers import LSTM  # noqa: E402
+from forecast.layers import GRU, LSTM  # noqa: E402
 
 SHAPES = {  # name: (batch, steps, features, units, horizon)
     "small": (32, 48, 1, 32, 12),
     "mid": (64, 96, 7, 64, 24),
     "big": (256, 96, 7, 128, 96),
 }
+
+
+LAYERS = {"lstm": (LSTM, keras.layers.LSTM), "gru": (GRU, keras.layers.GRU)}  # ours, keras peer
 
 
 def _data(batch, steps, features, horizon, seed=0):
@@ -55,7 +59,7 @@ def keras_step(layer, shape, jit_compile=False):
     return lambda: model.train_on_batch(x, y)
 
 
-def torch_step(shape):
+def torch_step(shape, layer="lstm"):
     """The same model and step in torch (forward, backward, Adam); None without torch."""
     try:
         import torch
@@ -64,13 +68,13 @@ def torch_step(shape):
     batch, steps, features, units, horizon = shape
     x, y = (torch.from_numpy(a) for a in _data(batch, steps, features, horizon))
     torch.manual_seed(0)
-    lstm = torch.nn.LSTM(features, units, batch_first=True)
+    rnn = (torch.nn.GRU if layer == "gru" else torch.nn.LSTM)(features, units, batch_first=True)
     head = torch.nn.Linear(units, horizon)
-    opt = torch.optim.Adam(list(lstm.parameters()) + list(head.parameters()), lr=1e-3)
+    opt = torch.optim.Adam(list(rnn.parameters()) + list(head.parameters()), lr=1e-3)
 
     def step():
         opt.zero_grad()
-        out, _ = lstm(x)
+        out, _ = rnn(x)
         loss = torch.nn.functional.mse_loss(head(out[:, -1]), y)
         loss.backward()
         opt.step()
@@ -97,6 +101,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--shapes", default="small,mid,big")
+    parser.add_argument("--layer", choices=["lstm", "gru"], default="lstm")
     args = parser.parse_args(argv)
 
     try:
@@ -105,7 +110,7 @@ def main(argv=None):
         has_torch = True
     except ImportError:
         has_torch = False
-        print("torch is not installed: the torch.nn.LSTM column is skipped.")
+        print("torch is not installed: the torch column is skipped.")
 
     header = f"{'shape (B,T,D,H,horizon)':<28}{'ours':>9}{'ours+jit':>10}{'keras':>9}"
     header += f"{'keras+jit':>11}" + (f"{'torch':>9}" if has_torch else "")
@@ -114,20 +119,22 @@ def main(argv=None):
     print("  plain = keras / ours (both models compiled plainly), jit = keras+jit / ours+jit "
           "(both with jit_compile=True), vs best = fastest peer / our faster variant")
     print(header)
+    ours_cls, peer_cls = LAYERS[args.layer]
     ratios_keras = []
     for name in args.shapes.split(","):
         shape = SHAPES[name]
         units = shape[3]
         steps = {
-            "ours": keras_step(LSTM(units), shape),
-            "ours+jit": keras_step(LSTM(units), shape, jit_compile=True),
-            "keras": keras_step(keras.layers.LSTM(units), shape),
-            "keras+jit": keras_step(keras.layers.LSTM(units), shape, jit_compile=True),
+            "ours": keras_step(ours_cls(units), shape),
+            "ours+jit": keras_step(ours_cls(units), shape, jit_compile=True),
+            "keras": keras_step(peer_cls(units), shape),
+            "keras+jit": keras_step(peer_cls(units), shape, jit_compile=True),
         }
         repeats = max(5, args.repeats // 3) if name == "big" else args.repeats
         ms = time_round_robin(steps, repeats, args.warmup)
         if has_torch:
-            ms.update(time_round_robin({"torch": torch_step(shape)}, repeats, args.warmup))
+            torch_peer = {"torch": torch_step(shape, args.layer)}
+            ms.update(time_round_robin(torch_peer, repeats, args.warmup))
         ours, ours_jit = ms.pop("ours"), ms.pop("ours+jit")
         row = f"{name + ' ' + str(shape):<28}{ours:>9.1f}{ours_jit:>10.1f}"
         row += "".join(f"{ms[k]:>{w}.1f}" for k, w in (("keras", 9), ("keras+jit", 11)))
@@ -136,8 +143,8 @@ def main(argv=None):
         ratios_keras.append(min(plain, jit))
         row += f"{plain:>7.2f}x{jit:>6.2f}x{min(ms.values()) / min(ours, ours_jit):>8.2f}x"
         print(row, flush=True)
-    print(f"headline: smallest ratio vs keras.layers.LSTM (plain vs plain, jit vs jit) over "
-          f"the shapes: {min(ratios_keras):.2f}x")
+    print(f"headline: smallest ratio vs keras.layers.{peer_cls.__name__} (plain vs plain, jit vs "
+          f"jit) over the shapes: {min(ratios_keras):.2f}x")
 
 
 if __name__ == "__main__":

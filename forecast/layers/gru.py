@@ -287,9 +287,9 @@ class GRU(RecurrentLayer):
 
     def _run_fused(self, x, states, training):
         kernel, recurrent_kernel, bias = self._weights()
-        hs, h = fused.gru_fused(tf.transpose(x, [1, 0, 2]), states[0], kernel, recurrent_kernel,
-                                bias)  # [B, T, D] -> [T, B, D] -> [T, B, H]
-        return (tf.transpose(hs, [1, 0, 2]) if self.return_sequences else h), [h]
+        out, h = fused.gru_fused(x, states[0], kernel, recurrent_kernel, bias,
+                                 return_sequences=self.return_sequences)
+        return out, [h]
 
     def _run_loop(self, x, mask, states, training):
         cell = self.cell
