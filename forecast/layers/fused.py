@@ -22,6 +22,21 @@ def _stop(*tensors):
     return [tf.stop_gradient(t) for t in tensors]
 
 
+_COMPILED = {}
+
+
+def _compiled(forward, backward, return_sequences):
+    """The XLA-compiled (forward, backward) pair of a kernel, built once per return_sequences."""
+    key = (forward.__name__, return_sequences)
+    if key not in _COMPILED:
+        compile_ = tf.function(jit_compile=True, reduce_retracing=True)
+        _COMPILED[key] = (
+            compile_(lambda *a: forward(*a, return_sequences)),
+            compile_(lambda *a: backward(*a, return_sequences)),
+        )
+    return _COMPILED[key]
+
+
 # --------------------------------------------------------------------------------------------
 # LSTM
 # --------------------------------------------------------------------------------------------
@@ -131,19 +146,6 @@ def _lstm_backward(d_out, d_h, d_c, x, W, U, b, i, f, g, o, h_prev, c_prev, retu
     return tf.transpose(dxs.stack(), [1, 0, 2]), dh0, dc0, dWU[:n_in], dWU[n_in:], db
 
 
-_LSTM_FUNCTIONS = {}
-
-
-def _lstm_functions(return_sequences):
-    if return_sequences not in _LSTM_FUNCTIONS:
-        compile_ = tf.function(jit_compile=True, reduce_retracing=True)
-        _LSTM_FUNCTIONS[return_sequences] = (
-            compile_(lambda *a: _lstm_forward(*a, return_sequences)),
-            compile_(lambda *a: _lstm_backward(*a, return_sequences)),
-        )
-    return _LSTM_FUNCTIONS[return_sequences]
-
-
 def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, return_sequences=True):
     """Runs an LSTM over a batch-major sequence with the fused CPU kernel.
 
@@ -164,7 +166,7 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, return_sequences=True)
     units = recurrent_kernel.shape[0]
     if bias is None:
         bias = tf.zeros([4 * units], dtype=kernel.dtype)
-    forward, backward = _lstm_functions(bool(return_sequences))
+    forward, backward = _compiled(_lstm_forward, _lstm_backward, bool(return_sequences))
 
     @tf.custom_gradient
     def core(x, h0, c0, W, U, b):
@@ -291,19 +293,6 @@ def _gru_backward(d_out, d_h, x, W, U, b, z, r, hh, rh, h_prev, return_sequences
     return tf.transpose(dxs.stack(), [1, 0, 2]), dh0, dW, dU, d_b
 
 
-_GRU_FUNCTIONS = {}
-
-
-def _gru_functions(return_sequences):
-    if return_sequences not in _GRU_FUNCTIONS:
-        compile_ = tf.function(jit_compile=True, reduce_retracing=True)
-        _GRU_FUNCTIONS[return_sequences] = (
-            compile_(lambda *a: _gru_forward(*a, return_sequences)),
-            compile_(lambda *a: _gru_backward(*a, return_sequences)),
-        )
-    return _GRU_FUNCTIONS[return_sequences]
-
-
 def gru_fused(x, h0, kernel, recurrent_kernel, bias, return_sequences=True):
     """Runs a GRU (reset_after=True) over a batch-major sequence with the fused CPU kernel.
 
@@ -323,7 +312,7 @@ def gru_fused(x, h0, kernel, recurrent_kernel, bias, return_sequences=True):
     """
     if bias is None:
         bias = tf.zeros([2, recurrent_kernel.shape[1]], dtype=kernel.dtype)
-    forward, backward = _gru_functions(bool(return_sequences))
+    forward, backward = _compiled(_gru_forward, _gru_backward, bool(return_sequences))
 
     @tf.custom_gradient
     def core(x, h0, W, U, b):
