@@ -5,8 +5,8 @@ as in Keras) and runs whole sequences through one of three kernels:
 
 - ``"cudnn"``: TensorFlow's cuDNN RNN op (`cudnn.py`), on a GPU when the configuration allows;
 - ``"fused"``: the CPU kernel with a hand-written gradient (`fused.py`);
-- ``"loop"``: the general autodiff loop (`loops.py`) for masks, peepholes, recurrent dropout
-  and non-default activations. It is part of the CPU path (``implementation="fused"``).
+- ``"loop"``: the general autodiff loop (`loops.py`) for masks, recurrent dropout and
+  non-default activations. It is part of the CPU path (``implementation="fused"``).
 
 After a call, ``layer.kernel_used`` names the kernel and ``layer.kernel_reason`` says why; the
 choice is logged once per layer on the ``forecast.layers`` logger.
@@ -129,7 +129,7 @@ class RecurrentLayer(keras.layers.Layer):
     def _fused_blockers(self, training):
         """Reasons why the fused CPU kernel cannot run this call; [] if it can.
 
-        The conditions every cell shares; a subclass adds its own (e.g. peephole).
+        The conditions every cell shares; a subclass may add its own.
         """
         cell = self.cell
         out = self._activation_blockers()

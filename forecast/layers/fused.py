@@ -11,7 +11,8 @@ backwards, which is what makes `keras.layers.LSTM` slow on a CPU. Here, as in cu
   the weight gradients) while dz is in cache.
 
 All tensors here are time-major: [T, B, ·]. Activations are the Keras defaults (sigmoid gates,
-tanh candidate); other activations, masks, peepholes and recurrent dropout go to `loops.py"""
+tanh candidate), with or without LSTM peepholes; other activations, masks and recurrent
+dropout go to `loops.py"""
 
 import tensorflow as tf
 
@@ -60,8 +61,8 @@ def _compiled(forward, backward, return_sequences):
 _SAVED = ("i", "f", "g", "o", "h_prev", "c_prev")  # what the forward keeps per step, [T, B, H] each
 
 
-def _lstm_forward(x, h0, c0, W, U, b, return_sequences):
-    """Forward loop over batch-major x [B, T, D].
+def _lstm_forward(x, h0, c0, W, U, b, P, return_sequences):
+    """Forward loop over batch-major x [B, T, D]; P: None or [3, H] peephole weights (i, f, o).
 
     Returns:
         (out, h_T, c_T, *saved): `saved` are the activated gates i, f, g, o and the h and c
@@ -75,8 +76,11 @@ def _lstm_forward(x, h0, c0, W, U, b, return_sequences):
     def body(t, h, c, *arrays):
         z = tf.matmul(tf.concat([xt[t], h], axis=1), WU) + b  # [B, D + H]x[D + H, 4H]
         zi, zf, zg, zo = tf.split(z, 4, axis=1)  # [B, H] each, gate order i, f, c, o
-        i, f, g, o = tf.sigmoid(zi), tf.sigmoid(zf), tf.tanh(zg), tf.sigmoid(zo)
+        if P is not None:  # i and f see the previous cell, o the new one
+            zi, zf = zi + P[0] * c, zf + P[1] * c
+        i, f, g = tf.sigmoid(zi), tf.sigmoid(zf), tf.tanh(zg)
         c_new = f * c + i * g
+        o = tf.sigmoid(zo if P is None else zo + P[2] * c_new)
         h_new = o * tf.tanh(c_new)
         kept = zip(arrays, (i, f, g, o, h, c), strict=True)
         return (t + 1, h_new, c_new) + tuple(a.write(t, v) for a, v in kept)
@@ -96,13 +100,17 @@ def _lstm_forward(x, h0, c0, W, U, b, return_sequences):
     return (out, h, c, *saved)
 
 
-def _lstm_backward(d_out, d_h, d_c, x, W, U, b, i, f, g, o, h_prev, c_prev, return_sequences):
+def _lstm_backward(d_out, d_h, d_c, x, W, U, b, P, i, f, g, o, h_prev, c_prev,
+                   return_sequences):
     """Backward loop: carries dh, dc back through time and sums the weight gradients.
 
     Args:
         d_out, d_h, d_c: gradients of the outputs of `_lstm_forward`.
-        x, W, U, b: its inputs.
+        x, W, U, b, P: its inputs (P None without peepholes).
         i, f, g, o, h_prev, c_prev: its saved tensors, [T, B, H] each.
+
+    Returns:
+        The gradients of x, h0, c0, W, U, b and, with peepholes, P.
     """
     xt = tf.transpose(x, [1, 0, 2])  # [T, B, D]
     steps = tf.shape(xt)[0]
@@ -111,42 +119,54 @@ def _lstm_backward(d_out, d_h, d_c, x, W, U, b, i, f, g, o, h_prev, c_prev, retu
     n_in = tf.shape(W)[0]
     wu_t = tf.transpose(tf.concat([W, U], axis=0))  # [4H, D + H]
     dxs = tf.TensorArray(x.dtype, size=steps, element_shape=[x.shape[0], x.shape[2]])
+    dP0 = tf.zeros_like(b[:3] if P is None else P)  # a dummy [3] carry without peepholes
 
-    def body(k, dh_next, dc_next, dWU, db, dxs):
+    def body(k, dh_next, dc_next, dWU, db, dP, dxs):
         t = steps - 1 - k
         i_t, f_t, g_t, o_t, c_before = i[t], f[t], g[t], o[t], c_prev[t]  # [B, H] each
-        tc = tf.tanh(f_t * c_before + i_t * g_t)  # tanh(c_t)
+        c_t = f_t * c_before + i_t * g_t
+        tc = tf.tanh(c_t)
         dh = dh_next if dhs is None else dh_next + dhs[t]
+        dz_o = dh * tc * o_t * (1.0 - o_t)
         dc = dc_next + dh * o_t * (1.0 - tc * tc)
-        dz = tf.concat(  # [B, 4H]: gradients of the gate pre-activations
-            [dc * g_t * i_t * (1.0 - i_t), dc * c_before * f_t * (1.0 - f_t),
-             dc * i_t * (1.0 - g_t * g_t), dh * tc * o_t * (1.0 - o_t)],
-            axis=1,
-        )
+        if P is not None:
+            dc = dc + dz_o * P[2]
+        dz_i = dc * g_t * i_t * (1.0 - i_t)
+        dz_f = dc * c_before * f_t * (1.0 - f_t)
+        dz = tf.concat([dz_i, dz_f, dc * i_t * (1.0 - g_t * g_t), dz_o], axis=1)  # [B, 4H]
         dxh = tf.matmul(dz, wu_t)  # [B, 4H]x[4H, D + H]: dx_t and dh_{t-1} at once
         inputs = tf.concat([xt[t], h_prev[t]], axis=1)  # [B, D + H]
         dh_prev = dxh[:, n_in:]  # dh_{t-1}
         dh_prev.set_shape(dh_next.shape)
+        dc_prev = dc * f_t
+        if P is not None:
+            dc_prev = dc_prev + dz_i * P[0] + dz_f * P[1]
+            dP = dP + tf.stack([tf.reduce_sum(dz_i * c_before, axis=0),
+                                tf.reduce_sum(dz_f * c_before, axis=0),
+                                tf.reduce_sum(dz_o * c_t, axis=0)])
         return (
             k + 1,
             dh_prev,
-            dc * f_t,  # dc_{t-1}
+            dc_prev,
             dWU + tf.matmul(inputs, dz, transpose_a=True),  # [D + H, 4H]
             db + tf.reduce_sum(dz, axis=0),
+            dP,
             dxs.write(t, dxh[:, :n_in]),  # dx_t, [B, D]
         )
 
-    _, dh0, dc0, dWU, db, dxs = tf.while_loop(
+    _, dh0, dc0, dWU, db, dP, dxs = tf.while_loop(
         lambda k, *_: k < steps,
         body,
         (tf.constant(0), dh_last, d_c, tf.zeros_like(tf.concat([W, U], axis=0)),
-         tf.zeros_like(b), dxs),
+         tf.zeros_like(b), dP0, dxs),
         maximum_iterations=steps,
     )
-    return tf.transpose(dxs.stack(), [1, 0, 2]), dh0, dc0, dWU[:n_in], dWU[n_in:], db
+    grads = (tf.transpose(dxs.stack(), [1, 0, 2]), dh0, dc0, dWU[:n_in], dWU[n_in:], db)
+    return grads if P is None else (*grads, dP)
 
 
-def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, return_sequences=True):
+def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, return_sequences=True,
+               peephole=None):
     """Runs an LSTM over a batch-major sequence with the fused CPU kernel.
 
     Args:
@@ -154,6 +174,7 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, return_sequences=True)
         h0, c0: initial states, [B, H].
         kernel: [D, 4H]; recurrent_kernel: [H, 4H]; bias: [4H] or None. Gate order i, f, c, o.
         return_sequences: output every step's h ([B, T, H]) or only the last ([B, H]).
+        peephole: None or [3, H] diagonal peephole weights for the i, f and o gates.
 
     Returns:
         (output, h_T [B, H], c_T [B, H]).
@@ -169,19 +190,21 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, return_sequences=True)
     forward, backward = _compiled(_lstm_forward, _lstm_backward, bool(return_sequences))
 
     @tf.custom_gradient
-    def core(x, h0, c0, W, U, b):
+    def core(x, h0, c0, W, U, b, *P):
         # stop_gradient: the tape must not record (and differentiate) the kernel itself.
-        out, h, c, *saved = forward(*_stop(x, h0, c0, W, U, b))
+        P = _stop(*P)[0] if P else None
+        out, h, c, *saved = forward(*_stop(x, h0, c0, W, U, b), P)
 
         def grad(d_out, d_h, d_c):
             d_out = tf.zeros_like(out) if d_out is None else d_out
             d_h = tf.zeros_like(h) if d_h is None else d_h
             d_c = tf.zeros_like(c) if d_c is None else d_c
-            return backward(*_stop(d_out, d_h, d_c, x, W, U, b, *saved))
+            return backward(*_stop(d_out, d_h, d_c, x, W, U, b), P, *_stop(*saved))
 
         return (out, h, c), grad
 
-    return core(x, h0, c0, kernel, recurrent_kernel, bias)
+    extra = () if peephole is None else (peephole,)
+    return core(x, h0, c0, kernel, recurrent_kernel, bias, *extra)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """General recurrent loops (TensorFlow autodiff) and the single-step equations they share.
 
-This path covers what the fused kernel does not: masks, peepholes, recurrent dropout and any
-activation. It still hoists the input projection out of the loop; the loop itself is a
-`tf.while_loop` over TensorArrays, differentiated by TensorFlow. Correctness over speed.
+This path covers what the fused kernel does not: masks, recurrent dropout and any activation
+(and LSTM peepholes together with any of those). It still hoists the input projection out of
+the loop; the loop itself is a `tf.while_loop` over TensorArrays, differentiated by TensorFlow.
+Correctness over speed.
 
 Tensors are time-major: x [T, B, D], mask [T, B] (bool) or None.
 """

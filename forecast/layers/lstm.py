@@ -221,8 +221,8 @@ class LSTM(RecurrentLayer):
     """Long short-term memory layer, a drop-in for `keras.layers.LSTM`.
 
     Same weights as `keras.layers.LSTM` (`set_weights(keras_lstm.get_weights())` works), same
-    numbers, three kernels: cuDNN on a GPU, a fused CPU kernel with a hand-written gradient,
-    and a general loop for masks, peepholes, recurrent dropout and other activations.
+    numbers, three kernels: cuDNN on a GPU, a fused CPU kernel with a hand-written gradient
+    (peepholes included), and a general loop for masks, recurrent dropout and other activations.
 
     Args:
         units: positive int, size of the output and of the states.
@@ -323,22 +323,20 @@ class LSTM(RecurrentLayer):
             out.append("peephole=True")
         return out
 
-    def _fused_blockers(self, training):
-        out = super()._fused_blockers(training)
-        if self.cell.peephole:
-            out.append("peephole=True")
-        return out
-
     def _weights(self):
         cell = self.cell
         bias = None if cell.bias is None else tf.convert_to_tensor(cell.bias)
         return tf.convert_to_tensor(cell.kernel), tf.convert_to_tensor(cell.recurrent_kernel), bias
 
+    def _peephole_weights(self):
+        kernel = self.cell.peephole_kernel
+        return None if kernel is None else tf.convert_to_tensor(kernel)
+
     def _run_fused(self, x, states, training):
         kernel, recurrent_kernel, bias = self._weights()
         out, h, c = fused.lstm_fused(
             x, states[0], states[1], kernel, recurrent_kernel, bias,
-            return_sequences=self.return_sequences,
+            return_sequences=self.return_sequences, peephole=self._peephole_weights(),
         )
         return out, [h, c]
 
@@ -350,11 +348,10 @@ class LSTM(RecurrentLayer):
             rec_mask = keras.random.dropout(
                 tf.ones_like(states[0]), rate=cell.recurrent_dropout, seed=cell.seed_generator
             )
-        peep = None if cell.peephole_kernel is None else tf.convert_to_tensor(cell.peephole_kernel)
         hs, h, c = loops.lstm_loop(
             x, mask, states[0], states[1], kernel, recurrent_kernel, bias,
             activation=cell.activation, recurrent_activation=cell.recurrent_activation,
-            peephole=peep, recurrent_mask=rec_mask,
+            peephole=self._peephole_weights(), recurrent_mask=rec_mask,
         )
         return hs, [h, c]
 

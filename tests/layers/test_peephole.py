@@ -50,7 +50,32 @@ def test_matches_numpy_reference(go_backwards):
     np.testing.assert_allclose(out, ref_out, atol=1e-5)
     np.testing.assert_allclose(h, ref_h, atol=1e-5)
     np.testing.assert_allclose(c, ref_c, atol=1e-5)
-    assert layer.kernel_used == "loop" and "peephole" in layer.kernel_reason
+    assert layer.kernel_used == "fused"
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_fused_kernel_matches_autodiff_loop(rnn, return_sequences, go_backwards):
+    """The fused kernel's hand-written peephole gradient against TensorFlow's autodiff loop.
+
+    An all-true mask changes no number but sends the call to the general loop.
+    """
+    layer, _, rng = _layer_and_weights(4, go_backwards=go_backwards)
+    layer.return_sequences = return_sequences
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    states = [rng.normal(size=(B, H)).astype("float32") for _ in range(2)]
+    fused_out, fused_grads = rnn.outputs_and_grads(layer, x, initial_state=states)
+    assert layer.kernel_used == "fused"
+    loop_out, loop_grads = rnn.outputs_and_grads(
+        layer, x, mask=np.ones((B, T), dtype=bool), initial_state=states
+    )
+    assert layer.kernel_used == "loop"
+    assert len(fused_grads) == 3 + 4  # x, h0, c0, kernel, recurrent, bias, peephole
+    for a, b in zip(fused_out, loop_out, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+    for a, b in zip(fused_grads, loop_grads, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+    assert np.abs(fused_grads[-1]).max() > 1e-3  # the peephole weights do get a gradient
 
 
 def test_gradient_matches_finite_differences():
