@@ -4,7 +4,9 @@ Model: LSTM(units) -> Dense(horizon), MSE, Adam. Time = median ms of `train_on_b
 backward and the Adam update) after warm-up, at three shapes (batch, steps, features, units,
 horizon). Peers: keras.layers.LSTM, the same with `jit_compile=True`, and torch.nn.LSTM when
 torch is installed (its column is skipped otherwise). With `--layer gru`: forecast.layers.GRU
-against keras.layers.GRU (reset_after=True, the default) and torch.nn.GRU.
+against keras.layers.GRU (reset_after=True, the default) and torch.nn.GRU. With `--layer
+peephole`: forecast.layers.LSTM(peephole=True) against the same plain-LSTM peers (neither Keras
+nor torch has a peephole LSTM), which shows what the peepholes cost.
 
 The TensorFlow models are timed in turns, so that load spikes hit all alike; torch is timed on its
 own afterwards, because its OpenMP threads keep spinning for a while after each step and took
@@ -14,10 +16,12 @@ Prints one row per shape with each time, our ratio against keras and against the
 (ratio = peer time / our time; > 1 means we are faster); the last line is the headline: the
 smallest ratio against keras over the shapes.
 
-    python benchmarks/bench_lstm.py [--repeats 30] [--shapes small,mid,big] [--layer lstm|gru]
+    python benchmarks/bench_lstm.py [--repeats 30] [--shapes small,mid,big]
+                                     [--layer lstm|gru|peephole]
 """
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -39,7 +43,11 @@ SHAPES = {  # name: (batch, steps, features, units, horizon)
 }
 
 
-LAYERS = {"lstm": (LSTM, keras.layers.LSTM), "gru": (GRU, keras.layers.GRU)}  # ours, keras peer
+LAYERS = {  # ours, keras peer
+    "lstm": (LSTM, keras.layers.LSTM),
+    "gru": (GRU, keras.layers.GRU),
+    "peephole": (functools.partial(LSTM, peephole=True), keras.layers.LSTM),
+}
 
 
 def _data(batch, steps, features, horizon, seed=0):
@@ -101,7 +109,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--shapes", default="small,mid,big")
-    parser.add_argument("--layer", choices=["lstm", "gru"], default="lstm")
+    parser.add_argument("--layer", choices=sorted(LAYERS), default="lstm")
     args = parser.parse_args(argv)
 
     try:
