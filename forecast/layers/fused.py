@@ -10,9 +10,10 @@ backwards, which is what makes `keras.layers.LSTM` slow on a CPU. Here, as in cu
   two matrix products: dz·[W; U]ᵀ (dx_t and dh_{t-1} at once) and [x_t, h_prev]ᵀ·dz (summed into
   the weight gradients) while dz is in cache.
 
-All tensors here are time-major: [T, B, ·]. Activations are the Keras defaults (sigmoid gates,
-tanh candidate), with or without LSTM peepholes; other activations, masks and recurrent
-dropout go to `loops.py"""
+Inputs and outputs are batch-major ([B, T, ·]) as in Keras; the loops run time-major inside.
+Activations are the Keras defaults (sigmoid gates, tanh candidate), with or without LSTM
+peepholes; other activations, masks and recurrent dropout go to `loops.py`.
+"""
 
 import tensorflow as tf
 
