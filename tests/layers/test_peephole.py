@@ -105,3 +105,13 @@ def test_gradient_matches_finite_differences():
 def test_peephole_refuses_cudnn():
     with pytest.raises(ConfigError, match="peephole"):
         LSTM(H, peephole=True, implementation="cudnn")
+
+
+def test_roundtrip_keeps_the_peephole_weights(rnn, tmp_path):
+    layer, weights, rng = _layer_and_weights(5)
+    layer.return_state = False  # the round-trip helper compares one output
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    loaded = rnn.roundtrip(layer, x, tmp_path)
+    restored = loaded.layers[1]
+    assert restored.get_config()["peephole"] is True
+    np.testing.assert_array_equal(restored.cell.peephole_kernel.numpy(), weights[3])
