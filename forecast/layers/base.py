@@ -5,8 +5,8 @@ as in Keras) and runs whole sequences through one of three kernels:
 
 - ``"cudnn"``: TensorFlow's cuDNN RNN op (`cudnn.py`), on a GPU when the configuration allows;
 - ``"fused"``: the CPU kernel with a hand-written gradient (`fused.py`);
-- ``"loop"``: the general autodiff loop (`loops.py`) for masks, recurrent dropout and
-  non-default activations. It is part of the CPU path (``implementation="fused"``).
+- ``"loop"``: the general autodiff loop (`loops.py`) for recurrent dropout and non-default
+  activations. It is part of the CPU path (``implementation="fused"``).
 
 After a call, ``layer.kernel_used`` names the kernel and ``layer.kernel_reason`` says why; the
 choice is logged once per layer on the ``forecast.layers`` logger.
@@ -137,8 +137,12 @@ class RecurrentLayer(keras.layers.Layer):
             out.append("recurrent_dropout in training")
         return out
 
-    def _run_fused(self, x, states, training):
-        """x: [B, T, D] (already reversed for go_backwards); returns (output, new_states)."""
+    def _run_fused(self, x, states, training, mask):
+        """x: [B, T, D], mask: None or [B, T] bool (both already reversed for go_backwards).
+
+        Returns:
+            (output, new_states).
+        """
         raise NotImplementedError
 
     def _run_loop(self, x, mask, states, training):
@@ -241,8 +245,6 @@ class RecurrentLayer(keras.layers.Layer):
         else:
             cpu_reason = "implementation='fused'"
         fused_blockers = self._fused_blockers(training)
-        if mask is not None:
-            fused_blockers = fused_blockers + ["a mask"]
         if fused_blockers:
             return "loop", f"{cpu_reason}; general loop for " + ", ".join(fused_blockers)
         return "fused", cpu_reason
@@ -289,9 +291,12 @@ class RecurrentLayer(keras.layers.Layer):
         self._record(kernel, reason)
 
         if kernel == "fused":  # batch-major in and out; transposes happen inside the XLA kernel
+            if mask is not None:
+                mask = tf.cast(mask, tf.bool)
             if self.go_backwards:
                 x = tf.reverse(x, [1])
-            output, new_states = self._run_fused(x, states, training)
+                mask = None if mask is None else tf.reverse(mask, [1])
+            output, new_states = self._run_fused(x, states, training, mask)
             return self._finish(output, new_states)
 
         x_tm = tf.transpose(x, [1, 0, 2])  # [B, T, D] -> [T, B, D]

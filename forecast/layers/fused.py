@@ -12,7 +12,7 @@ backwards, which is what makes `keras.layers.LSTM` slow on a CPU. Here, as in cu
 
 Inputs and outputs are batch-major ([B, T, ·]) as in Keras; the loops run time-major inside.
 Activations are the Keras defaults (sigmoid gates, tanh candidate), with or without LSTM
-peepholes; other activations, masks and recurrent dropout go to `loops.py`.
+peepholes and masks; other activations and recurrent dropout go to `loops.py`.
 """
 
 import tensorflow as tf
@@ -39,6 +39,29 @@ def _compiled(forward, backward, return_sequences):
     return _COMPILED[key]
 
 
+def _time_major_mask(mask):
+    """[B, T] bool mask -> [T, B, 1] bool, one [B, 1] column per step (None stays None)."""
+    return None if mask is None else tf.transpose(mask)[:, :, None]
+
+
+def _seen(mask):
+    """[B, T] bool: the step is at or after the sequence's first unmasked step.
+
+    Keras semantics for a masked step: the states stay, the output repeats the previous output,
+    which is zero before the first unmasked step. The carried h is that output from then on.
+    """
+    return tf.cumsum(tf.cast(mask, tf.int32), axis=1) > 0
+
+
+def _masked_output(out, mask, return_sequences):
+    """Zeros the outputs (or their gradients) before each sequence's first unmasked step."""
+    if mask is None:
+        return out
+    seen = _seen(mask)
+    seen = seen[:, :, None] if return_sequences else seen[:, -1:]
+    return tf.where(seen, out, tf.zeros_like(out))
+
+
 # --------------------------------------------------------------------------------------------
 # LSTM
 # --------------------------------------------------------------------------------------------
@@ -62,8 +85,11 @@ def _compiled(forward, backward, return_sequences):
 _SAVED = ("i", "f", "g", "o", "h_prev", "c_prev")  # what the forward keeps per step, [T, B, H] each
 
 
-def _lstm_forward(x, h0, c0, W, U, b, P, return_sequences):
-    """Forward loop over batch-major x [B, T, D]; P: None or [3, H] peephole weights (i, f, o).
+def _lstm_forward(x, h0, c0, W, U, b, P, mask, return_sequences):
+    """Forward loop over batch-major x [B, T, D].
+
+    P: None or [3, H] peephole weights (i, f, o). mask: None or [B, T] bool; a masked step keeps
+    the states (Keras semantics, see `_seen`).
 
     Returns:
         (out, h_T, c_T, *saved): `saved` are the activated gates i, f, g, o and the h and c
@@ -73,6 +99,7 @@ def _lstm_forward(x, h0, c0, W, U, b, P, return_sequences):
     steps = tf.shape(xt)[0]
     arrays = [tf.TensorArray(x.dtype, size=steps, element_shape=h0.shape) for _ in _SAVED]
     WU = tf.concat([W, U], axis=0)  # [D + H, 4H]: one product per step for input and state
+    ms = _time_major_mask(mask)
 
     def body(t, h, c, *arrays):
         z = tf.matmul(tf.concat([xt[t], h], axis=1), WU) + b  # [B, D + H]x[D + H, 4H]
@@ -83,6 +110,8 @@ def _lstm_forward(x, h0, c0, W, U, b, P, return_sequences):
         c_new = f * c + i * g
         o = tf.sigmoid(zo if P is None else zo + P[2] * c_new)
         h_new = o * tf.tanh(c_new)
+        if ms is not None:
+            h_new, c_new = tf.where(ms[t], h_new, h), tf.where(ms[t], c_new, c)
         kept = zip(arrays, (i, f, g, o, h, c), strict=True)
         return (t + 1, h_new, c_new) + tuple(a.write(t, v) for a, v in kept)
 
@@ -98,16 +127,16 @@ def _lstm_forward(x, h0, c0, W, U, b, P, return_sequences):
         out = tf.transpose(tf.concat([h_prev[1:], h[None]], axis=0), [1, 0, 2])  # [B, T, H]
     else:
         out = h
-    return (out, h, c, *saved)
+    return (_masked_output(out, mask, return_sequences), h, c, *saved)
 
 
-def _lstm_backward(d_out, d_h, d_c, x, W, U, b, P, i, f, g, o, h_prev, c_prev,
+def _lstm_backward(d_out, d_h, d_c, x, W, U, b, P, mask, i, f, g, o, h_prev, c_prev,
                    return_sequences):
     """Backward loop: carries dh, dc back through time and sums the weight gradients.
 
     Args:
         d_out, d_h, d_c: gradients of the outputs of `_lstm_forward`.
-        x, W, U, b, P: its inputs (P None without peepholes).
+        x, W, U, b, P, mask: its inputs (P None without peepholes, mask None without one).
         i, f, g, o, h_prev, c_prev: its saved tensors, [T, B, H] each.
 
     Returns:
@@ -115,10 +144,12 @@ def _lstm_backward(d_out, d_h, d_c, x, W, U, b, P, i, f, g, o, h_prev, c_prev,
     """
     xt = tf.transpose(x, [1, 0, 2])  # [T, B, D]
     steps = tf.shape(xt)[0]
+    d_out = _masked_output(d_out, mask, return_sequences)
     dhs = tf.transpose(d_out, [1, 0, 2]) if return_sequences else None  # [T, B, H]
     dh_last = d_h if return_sequences else d_h + d_out
     n_in = tf.shape(W)[0]
     wu_t = tf.transpose(tf.concat([W, U], axis=0))  # [4H, D + H]
+    ms = _time_major_mask(mask)
     dxs = tf.TensorArray(x.dtype, size=steps, element_shape=[x.shape[0], x.shape[2]])
     dP0 = tf.zeros_like(b[:3] if P is None else P)  # a dummy [3] carry without peepholes
 
@@ -134,7 +165,11 @@ def _lstm_backward(d_out, d_h, d_c, x, W, U, b, P, i, f, g, o, h_prev, c_prev,
             dc = dc + dz_o * P[2]
         dz_i = dc * g_t * i_t * (1.0 - i_t)
         dz_f = dc * c_before * f_t * (1.0 - f_t)
-        dz = tf.concat([dz_i, dz_f, dc * i_t * (1.0 - g_t * g_t), dz_o], axis=1)  # [B, 4H]
+        dz_g = dc * i_t * (1.0 - g_t * g_t)
+        if ms is not None:  # a masked step changed nothing: no gate gradients
+            dz_i, dz_f, dz_g, dz_o = (tf.where(ms[t], d, tf.zeros_like(d))
+                                      for d in (dz_i, dz_f, dz_g, dz_o))
+        dz = tf.concat([dz_i, dz_f, dz_g, dz_o], axis=1)  # [B, 4H]
         dxh = tf.matmul(dz, wu_t)  # [B, 4H]x[4H, D + H]: dx_t and dh_{t-1} at once
         inputs = tf.concat([xt[t], h_prev[t]], axis=1)  # [B, D + H]
         dh_prev = dxh[:, n_in:]  # dh_{t-1}
@@ -145,6 +180,9 @@ def _lstm_backward(d_out, d_h, d_c, x, W, U, b, P, i, f, g, o, h_prev, c_prev,
             dP = dP + tf.stack([tf.reduce_sum(dz_i * c_before, axis=0),
                                 tf.reduce_sum(dz_f * c_before, axis=0),
                                 tf.reduce_sum(dz_o * c_t, axis=0)])
+        if ms is not None:  # ... and passed the state gradients through
+            dh_prev = tf.where(ms[t], dh_prev, dh)
+            dc_prev = tf.where(ms[t], dc_prev, dc_next)
         return (
             k + 1,
             dh_prev,
@@ -167,7 +205,7 @@ def _lstm_backward(d_out, d_h, d_c, x, W, U, b, P, i, f, g, o, h_prev, c_prev,
 
 
 def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, return_sequences=True,
-               peephole=None):
+               peephole=None, mask=None):
     """Runs an LSTM over a batch-major sequence with the fused CPU kernel.
 
     Args:
@@ -176,6 +214,9 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, return_sequences=True,
         kernel: [D, 4H]; recurrent_kernel: [H, 4H]; bias: [4H] or None. Gate order i, f, c, o.
         return_sequences: output every step's h ([B, T, H]) or only the last ([B, H]).
         peephole: None or [3, H] diagonal peephole weights for the i, f and o gates.
+        mask: None or [B, T] bool (reversed with x for go_backwards); Keras semantics: a masked
+            step keeps the states and repeats the previous output (zeros before the first
+            unmasked step).
 
     Returns:
         (output, h_T [B, H], c_T [B, H]).
@@ -188,19 +229,20 @@ def lstm_fused(x, h0, c0, kernel, recurrent_kernel, bias, return_sequences=True,
     units = recurrent_kernel.shape[0]
     if bias is None:
         bias = tf.zeros([4 * units], dtype=kernel.dtype)
+    mask = None if mask is None else tf.cast(mask, tf.bool)
     forward, backward = _compiled(_lstm_forward, _lstm_backward, bool(return_sequences))
 
     @tf.custom_gradient
     def core(x, h0, c0, W, U, b, *P):
         # stop_gradient: the tape must not record (and differentiate) the kernel itself.
         P = _stop(*P)[0] if P else None
-        out, h, c, *saved = forward(*_stop(x, h0, c0, W, U, b), P)
+        out, h, c, *saved = forward(*_stop(x, h0, c0, W, U, b), P, mask)
 
         def grad(d_out, d_h, d_c):
             d_out = tf.zeros_like(out) if d_out is None else d_out
             d_h = tf.zeros_like(h) if d_h is None else d_h
             d_c = tf.zeros_like(c) if d_c is None else d_c
-            return backward(*_stop(d_out, d_h, d_c, x, W, U, b), P, *_stop(*saved))
+            return backward(*_stop(d_out, d_h, d_c, x, W, U, b), P, mask, *_stop(*saved))
 
         return (out, h, c), grad
 
@@ -231,8 +273,8 @@ def _gru_matrix(W, U):
     return tf.concat([top, bottom], axis=0)
 
 
-def _gru_forward(x, h0, W, U, b, return_sequences):
-    """Forward loop over batch-major x [B, T, D]; b is [2, 3H] (input, recurrent).
+def _gru_forward(x, h0, W, U, b, mask, return_sequences):
+    """Forward loop over batch-major x [B, T, D]; b is [2, 3H] (input, recurrent); mask as LSTM.
 
     Returns:
         (out, h_T, z, r, hh, rh, h_prev): the update and reset gates, the candidate, the
@@ -246,6 +288,7 @@ def _gru_forward(x, h0, W, U, b, return_sequences):
     bias = tf.concat([b[0, : 2 * units] + b[1, : 2 * units], b[0, 2 * units :],
                       b[1, 2 * units :]], axis=0)  # [4H], matching M's columns
     arrays = [tf.TensorArray(x.dtype, size=steps, element_shape=h0.shape) for _ in range(5)]
+    ms = _time_major_mask(mask)
 
     def body(t, h, *arrays):
         a = tf.matmul(tf.concat([xt[t], h], axis=1), M) + bias  # [B, 4H]
@@ -254,6 +297,8 @@ def _gru_forward(x, h0, W, U, b, return_sequences):
         rh = a[:, 3 * units :]
         hh = tf.tanh(a[:, 2 * units : 3 * units] + r * rh)
         h_new = z * h + (1.0 - z) * hh
+        if ms is not None:
+            h_new = tf.where(ms[t], h_new, h)
         kept = zip(arrays, (z, r, hh, rh, h), strict=True)
         return (t + 1, h_new) + tuple(arr.write(t, v) for arr, v in kept)
 
@@ -268,15 +313,17 @@ def _gru_forward(x, h0, W, U, b, return_sequences):
         out = tf.transpose(tf.concat([saved[4][1:], h[None]], axis=0), [1, 0, 2])  # [B, T, H]
     else:
         out = h
-    return (out, h, *saved)
+    return (_masked_output(out, mask, return_sequences), h, *saved)
 
 
-def _gru_backward(d_out, d_h, x, W, U, b, z, r, hh, rh, h_prev, return_sequences):
+def _gru_backward(d_out, d_h, x, W, U, b, mask, z, r, hh, rh, h_prev, return_sequences):
     """Backward loop: carries dh back through time and sums the weight gradients."""
     xt = tf.transpose(x, [1, 0, 2])  # [T, B, D]
     steps = tf.shape(xt)[0]
     units = tf.shape(U)[0]
     n_in = tf.shape(W)[0]
+    d_out = _masked_output(d_out, mask, return_sequences)
+    ms = _time_major_mask(mask)
     dhs = tf.transpose(d_out, [1, 0, 2]) if return_sequences else None
     dh_last = d_h if return_sequences else d_h + d_out
     m_t = tf.transpose(_gru_matrix(W, U))  # [4H, D + H]
@@ -292,9 +339,13 @@ def _gru_backward(d_out, d_h, x, W, U, b, z, r, hh, rh, h_prev, return_sequences
              d_hh * r_t],
             axis=1,
         )
+        if ms is not None:  # a masked step changed nothing: no gate gradients
+            da = tf.where(ms[t], da, tf.zeros_like(da))
         dxh = tf.matmul(da, m_t)  # [B, D + H]: dx_t and h's share of dh_{t-1}
         inputs = tf.concat([xt[t], h_t], axis=1)
         dh_prev = dh * z_t + dxh[:, n_in:]
+        if ms is not None:  # ... and passed dh through
+            dh_prev = tf.where(ms[t], dh_prev, dh)
         dh_prev.set_shape(dh_next.shape)
         return (
             k + 1,
@@ -317,7 +368,7 @@ def _gru_backward(d_out, d_h, x, W, U, b, z, r, hh, rh, h_prev, return_sequences
     return tf.transpose(dxs.stack(), [1, 0, 2]), dh0, dW, dU, d_b
 
 
-def gru_fused(x, h0, kernel, recurrent_kernel, bias, return_sequences=True):
+def gru_fused(x, h0, kernel, recurrent_kernel, bias, return_sequences=True, mask=None):
     """Runs a GRU (reset_after=True) over a batch-major sequence with the fused CPU kernel.
 
     Args:
@@ -325,6 +376,7 @@ def gru_fused(x, h0, kernel, recurrent_kernel, bias, return_sequences=True):
         kernel: [D, 3H]; recurrent_kernel: [H, 3H]; bias: [2, 3H] (input, recurrent) or None.
             Gate order z, r, h as in `keras.layers.GRU`.
         return_sequences: output every step's h ([B, T, H]) or only the last ([B, H]).
+        mask: None or [B, T] bool, as for `lstm_fused`.
 
     Returns:
         (output, h_T [B, H]).
@@ -336,16 +388,17 @@ def gru_fused(x, h0, kernel, recurrent_kernel, bias, return_sequences=True):
     """
     if bias is None:
         bias = tf.zeros([2, recurrent_kernel.shape[1]], dtype=kernel.dtype)
+    mask = None if mask is None else tf.cast(mask, tf.bool)
     forward, backward = _compiled(_gru_forward, _gru_backward, bool(return_sequences))
 
     @tf.custom_gradient
     def core(x, h0, W, U, b):
-        out, h, *saved = forward(*_stop(x, h0, W, U, b))
+        out, h, *saved = forward(*_stop(x, h0, W, U, b), mask)
 
         def grad(d_out, d_h):
             d_out = tf.zeros_like(out) if d_out is None else d_out
             d_h = tf.zeros_like(h) if d_h is None else d_h
-            return backward(*_stop(d_out, d_h, x, W, U, b, *saved))
+            return backward(*_stop(d_out, d_h, x, W, U, b), mask, *_stop(*saved))
 
         return (out, h), grad
 

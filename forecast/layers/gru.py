@@ -285,10 +285,10 @@ class GRU(RecurrentLayer):
         bias = None if cell.bias is None else tf.convert_to_tensor(cell.bias)
         return tf.convert_to_tensor(cell.kernel), tf.convert_to_tensor(cell.recurrent_kernel), bias
 
-    def _run_fused(self, x, states, training):
+    def _run_fused(self, x, states, training, mask):
         kernel, recurrent_kernel, bias = self._weights()
         out, h = fused.gru_fused(x, states[0], kernel, recurrent_kernel, bias,
-                                 return_sequences=self.return_sequences)
+                                 return_sequences=self.return_sequences, mask=mask)
         return out, [h]
 
     def _run_loop(self, x, mask, states, training):

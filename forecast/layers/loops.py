@@ -1,7 +1,7 @@
 """General recurrent loops (TensorFlow autodiff) and the single-step equations they share.
 
-This path covers what the fused kernel does not: masks, recurrent dropout and any activation
-(and LSTM peepholes together with any of those). It still hoists the input projection out of
+This path covers what the fused kernel does not: recurrent dropout and any activation (with
+masks and LSTM peepholes too). It still hoists the input projection out of
 the loop; the loop itself is a `tf.while_loop` over TensorArrays, differentiated by TensorFlow.
 Correctness over speed.
 

@@ -222,7 +222,8 @@ class LSTM(RecurrentLayer):
 
     Same weights as `keras.layers.LSTM` (`set_weights(keras_lstm.get_weights())` works), same
     numbers, three kernels: cuDNN on a GPU, a fused CPU kernel with a hand-written gradient
-    (peepholes included), and a general loop for masks, recurrent dropout and other activations.
+    (peepholes and masks included), and a general loop for recurrent dropout and other
+    activations.
 
     Args:
         units: positive int, size of the output and of the states.
@@ -332,11 +333,11 @@ class LSTM(RecurrentLayer):
         kernel = self.cell.peephole_kernel
         return None if kernel is None else tf.convert_to_tensor(kernel)
 
-    def _run_fused(self, x, states, training):
+    def _run_fused(self, x, states, training, mask):
         kernel, recurrent_kernel, bias = self._weights()
         out, h, c = fused.lstm_fused(
             x, states[0], states[1], kernel, recurrent_kernel, bias,
-            return_sequences=self.return_sequences, peephole=self._peephole_weights(),
+            return_sequences=self.return_sequences, peephole=self._peephole_weights(), mask=mask,
         )
         return out, [h, c]
 

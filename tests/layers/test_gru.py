@@ -31,12 +31,21 @@ def test_parity_with_keras(rnn, return_sequences, go_backwards):
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_parity_with_right_padded_mask(rnn, go_backwards):
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("kernel", ["fused", "loop"])
+def test_parity_with_masks(rnn, go_backwards, return_sequences, kernel):
+    """A right-padded mask and one with leading masked steps, holes and a fully masked row."""
     x = _x(3)
-    mask = np.arange(T)[None, :] < np.array([7, 5, 1, 3])[:, None]
-    ours, ref = _pair(rnn, x, return_sequences=True, go_backwards=go_backwards, return_state=True)
-    rnn.assert_parity(ours, ref, x, mask=mask)
-    assert ours.kernel_used == "loop"
+    kwargs = {} if kernel == "fused" else {"recurrent_activation": "hard_sigmoid"}
+    ours, ref = _pair(rnn, x, return_sequences=return_sequences, go_backwards=go_backwards,
+                      return_state=True, **kwargs)
+    h0 = np.random.default_rng(4).normal(size=(B, H)).astype("float32")
+    right_padded = np.arange(T)[None, :] < np.array([7, 5, 1, 3])[:, None]
+    holes = np.array([[0, 0, 1, 1, 1, 1, 1], [1, 0, 1, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0, 1],
+                      [0] * 7], dtype=bool)
+    for mask in (right_padded, holes):
+        rnn.assert_parity(ours, ref, x, mask=mask, initial_state=[h0])
+        assert ours.kernel_used == kernel
 
 
 def test_parity_stateful(rnn):

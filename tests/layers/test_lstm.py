@@ -48,18 +48,28 @@ def test_parity_default_outputs_no_state(rnn):
     rnn.assert_parity(ours, ref, x)
 
 
+#: right-padded (lengths 7, 5, 1, 3), and left-padded / with holes / fully masked rows
+MASKS = {
+    "right_padded": np.arange(T)[None, :] < np.array([7, 5, 1, 3])[:, None],
+    "left_padded_and_holes": np.array(
+        [[0, 0, 1, 1, 1, 1, 1], [1, 0, 1, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0] * 7], dtype=bool
+    ),
+}
+
+
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("return_sequences", [False, True])
-def test_parity_with_right_padded_mask(rnn, go_backwards, return_sequences):
+@pytest.mark.parametrize("layout", sorted(MASKS))
+@pytest.mark.parametrize("kernel", ["fused", "loop"])
+def test_parity_with_mask(rnn, go_backwards, return_sequences, layout, kernel):
+    """Keras semantics: masked steps keep the states and repeat the last output (zeros first)."""
     x = _x(3)
-    lengths = np.array([7, 5, 1, 3])
-    mask = np.arange(T)[None, :] < lengths[:, None]
-    ours, ref = _pair(
-        rnn, x, return_sequences=return_sequences, go_backwards=go_backwards, return_state=True
-    )
-    rnn.assert_parity(ours, ref, x, mask=mask)
-    assert ours.kernel_used == "loop"
-    assert "mask" in ours.kernel_reason
+    kwargs = {} if kernel == "fused" else {"recurrent_activation": "hard_sigmoid"}
+    ours, ref = _pair(rnn, x, return_sequences=return_sequences, go_backwards=go_backwards,
+                      return_state=True, **kwargs)
+    states = [_x(20 + k, (B, H)) for k in range(2)]  # non-zero: leading masked steps keep them
+    rnn.assert_parity(ours, ref, x, mask=MASKS[layout], initial_state=states)
+    assert ours.kernel_used == kernel
 
 
 def test_parity_with_masking_layer(rnn):

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from forecast.errors import ConfigError
-from forecast.layers import LSTM
+from forecast.layers import LSTM, loops
 
 B, T, D, H = 3, 6, 4, 5
 
@@ -58,24 +58,49 @@ def test_matches_numpy_reference(go_backwards):
 def test_fused_kernel_matches_autodiff_loop(rnn, return_sequences, go_backwards):
     """The fused kernel's hand-written peephole gradient against TensorFlow's autodiff loop.
 
-    An all-true mask changes no number but sends the call to the general loop.
+    The same layer runs on the fused kernel, then on `loops.lstm_loop` (differentiated by
+    TensorFlow), with and without a mask (holes and a leading masked step).
     """
     layer, _, rng = _layer_and_weights(4, go_backwards=go_backwards)
     layer.return_sequences = return_sequences
     x = rng.normal(size=(B, T, D)).astype("float32")
     states = [rng.normal(size=(B, H)).astype("float32") for _ in range(2)]
-    fused_out, fused_grads = rnn.outputs_and_grads(layer, x, initial_state=states)
-    assert layer.kernel_used == "fused"
-    loop_out, loop_grads = rnn.outputs_and_grads(
-        layer, x, mask=np.ones((B, T), dtype=bool), initial_state=states
-    )
-    assert layer.kernel_used == "loop"
-    assert len(fused_grads) == 3 + 4  # x, h0, c0, kernel, recurrent, bias, peephole
-    for a, b in zip(fused_out, loop_out, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
-    for a, b in zip(fused_grads, loop_grads, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
-    assert np.abs(fused_grads[-1]).max() > 1e-3  # the peephole weights do get a gradient
+    holes = np.ones((B, T), dtype=bool)
+    holes[0, :2] = holes[1, 3] = holes[2, 4:] = False
+    for mask in (None, holes):
+        fused_out, fused_grads = rnn.outputs_and_grads(layer, x, mask, initial_state=states)
+        assert layer.kernel_used == "fused"
+        loop_layer = _AutodiffLoop(layer)
+        loop_out, loop_grads = rnn.outputs_and_grads(loop_layer, x, mask, initial_state=states)
+        assert len(fused_grads) == 3 + 4  # x, h0, c0, kernel, recurrent, bias, peephole
+        for a, b in zip(fused_out, loop_out, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+        for a, b in zip(fused_grads, loop_grads, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+        assert np.abs(fused_grads[-1]).max() > 1e-3  # the peephole weights do get a gradient
+
+
+class _AutodiffLoop:
+    """Calls a built peephole LSTM's weights through `loops.lstm_loop`, with Keras' outputs."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.trainable_weights = layer.trainable_weights
+
+    def __call__(self, x, mask=None, initial_state=None):
+        layer = self.layer
+        x = tf.reverse(x, [1]) if layer.go_backwards else x
+        x_tm = tf.transpose(x, [1, 0, 2])
+        mask_tm = None
+        if mask is not None:
+            mask = tf.reverse(mask, [1]) if layer.go_backwards else mask
+            mask_tm = tf.transpose(tf.cast(mask, tf.bool))
+        cell = layer.cell
+        outs, h, c = loops.lstm_loop(x_tm, mask_tm, *initial_state, cell.kernel,
+                                     cell.recurrent_kernel, cell.bias,
+                                     peephole=cell.peephole_kernel)
+        out = tf.transpose(outs, [1, 0, 2]) if layer.return_sequences else outs[-1]
+        return [out, h, c]
 
 
 def test_gradient_matches_finite_differences():
