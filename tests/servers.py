@@ -107,6 +107,29 @@ def _tail(path: Path, chars: int = 3000) -> str:
         return ""
 
 
+def wait_until_up(process: subprocess.Popen, url: str, timeout: float, log: Path, *,
+                  interval: float = 0.5) -> None:
+    """Polls ``url`` until it answers 200.
+
+    Raises:
+        RuntimeError: the process exited, or ``url`` did not answer within ``timeout`` seconds
+            (with the end of ``log``).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited ({process.returncode}):\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not answer {url} in {timeout} s:\n{_tail(log)}")
+        time.sleep(interval)
+
+
 @dataclass
 class Postgres:
     """A running cluster: ``url`` is the MLflow backend store URI of its ``mlflow`` database."""
@@ -234,20 +257,7 @@ def mlflow_server(backend_store_uri: str, artifacts: Path, log: Path, *,
             env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + MLFLOW_START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited ({process.returncode}):\n{_tail(log)}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not answer /health in "
-                                   f"{MLFLOW_START_TIMEOUT} s:\n{_tail(log)}")
-            time.sleep(0.5)
+        wait_until_up(process, f"{url}/health", MLFLOW_START_TIMEOUT, log)
         yield MlflowServer(url, port, log, process)
     finally:
         stop(process)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,15 +14,10 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
+from tests.servers import free_port, stop, wait_until_up
 from tests.serving.conftest import HORIZON
 
 START_TIMEOUT = 180  # the server imports TensorFlow and loads the model: slow on 2 shared cores
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _post(url: str, body: dict) -> tuple[int, dict]:
@@ -41,42 +33,25 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
 @pytest.fixture
 def server(store, logged, tmp_path):
     """`mlflow models serve -m models:/sales@champion --env-manager local` on 127.0.0.1."""
-    port = _free_port()
+    port = free_port()
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "TF_CPP_MIN_LOG_LEVEL": "2",
            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed in the teardown
+    log_path = tmp_path / "server.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed in the teardown
     process = subprocess.Popen(
         [str(Path(bin_dir) / "mlflow"), "models", "serve", "-m", logged.champion_uri,
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited ({process.returncode}):\n"
-                            + (tmp_path / "server.log").read_text(errors="replace")[-3000:])
-            try:
-                with urllib.request.urlopen(f"{base}/ping", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer /ping in {START_TIMEOUT} s:\n"
-                            + (tmp_path / "server.log").read_text(errors="replace")[-3000:])
-            time.sleep(1)
+        try:
+            wait_until_up(process, f"{base}/ping", START_TIMEOUT, log_path, interval=1)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
         yield base
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+        stop(process)
         log.close()
 
 
