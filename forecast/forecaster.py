@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import tempfile
 from pathlib import Path
-from typing import Literal
 
 import keras
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from forecast.data import (
     Scaler,
@@ -30,86 +29,47 @@ from forecast.data import (
     calendar_feature_names,
     make_dataset,
 )
+from forecast.data.frequency import lookback_choice, season_for_freq
+from forecast.data.windows import window_targets
 from forecast.errors import ConfigError, DataError, ModelError
-from forecast.evaluation.backtest import window_targets
-from forecast.models import ModelOptions, build_model
-from forecast.models.baselines import BASELINES, baseline_from_json, make_baseline, season_for_freq
-from forecast.training import FitResult, TrainConfig, fit, make_strategy, set_seed
+from forecast.models import build_model
+from forecast.models.baselines import BASELINES, baseline_from_json, make_baseline
+from forecast.options import ForecasterConfig, ResolvedSettings, parse_config
+from forecast.training import FitResult, fit, make_strategy, set_seed
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "forecaster.json"
 
 
-class ForecasterConfig(BaseModel):
-    """Everything that decides a forecaster, as data (unknown keys are an error).
+def with_lookback(config: dict | ForecasterConfig, freq: str | None,
+                  train_rows: int) -> tuple[ForecasterConfig, str]:
+    """The config with its lookback filled in from the frequency when it is ``None``.
 
-    Attributes:
-        horizon: steps to forecast.
-        lookback: steps of history read; ``None`` picks one from the frequency and the horizon
-            (``default_lookback``).
-        setup: ``many_to_one``, ``one_to_many``, ``seq2seq`` or ``synced``.
-        model: the ``ModelOptions`` fields (cell, units, layers, dropout, quantiles, ...).
-        calendar: add calendar features (hour, weekday, month as sin/cos) as known-future inputs.
-        scaler: ``standard``, ``minmax`` or ``robust``, fitted on the training frame only.
-        batch_size: windows per batch.
-        train: the ``TrainConfig`` fields (epochs, learning_rate, patience, seed, ...).
-    """
+    Args:
+        config: the forecaster's settings.
+        freq: the series' frequency (pandas alias) or None.
+        train_rows: rows the model trains on (the lookback is at most a quarter of them).
 
-    model_config = ConfigDict(extra="forbid")
-
-    horizon: int = Field(ge=1)
-    lookback: int | None = Field(None, ge=1)
-    setup: str = "many_to_one"
-    model: dict = Field(default_factory=dict)
-    calendar: bool = True
-    scaler: Literal["standard", "minmax", "robust"] = "standard"
-    batch_size: int = Field(32, ge=1)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-
-
-def parse_config(data: dict | ForecasterConfig) -> ForecasterConfig:
-    """Validates a forecaster configuration.
+    Returns:
+        ``(config, reason)``: the reason in words, e.g. ``"two weeks of hourly data"``.
 
     Raises:
-        ConfigError: one message naming each invalid setting.
+        ConfigError: invalid settings.
     """
-    if isinstance(data, ForecasterConfig):
-        return data
-    try:
-        return ForecasterConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid forecaster settings: {problems}") from None
-
-
-HOURLY_LOOKBACK = 336  # two weeks: chosen on the ETTh1 validation split (pipelines/etth1.yaml)
-
-
-def default_lookback(freq: str | None, horizon: int, train_rows: int | None = None) -> int:
-    """A lookback from the frequency: two weeks of hourly data, else two seasons; at least two
-    horizons, at most a quarter of the training rows.
-
-    Example:
-        >>> default_lookback("h", 24), default_lookback("D", 14)
-        (336, 28)
-    """
-    season = season_for_freq(freq, default=1) if freq else 1
-    lookback = max(2 * horizon, 2 * season, 8)
-    if season == 24:  # hourly
-        lookback = max(lookback, HOURLY_LOOKBACK)
-    if train_rows:
-        lookback = min(lookback, max(train_rows // 4, 1))
-    return int(lookback)
+    config = parse_config(config)
+    if config.lookback is not None:
+        return config, "given"
+    lookback, reason = lookback_choice(freq, config.horizon, train_rows)
+    return config.model_copy(update={"lookback": lookback}), reason
 
 
 class Forecaster:
     """A trainable, savable forecaster over a time-indexed frame.
 
     Args:
-        config: a ``ForecasterConfig`` or a dict of its fields.
+        config: a ``forecast.options.ForecasterConfig`` or a dict of its fields.
+        lookback_reason: why ``config.lookback`` has its value, when a caller chose it (see
+            ``with_lookback``); reported in ``resolved``.
 
     Raises:
         ConfigError: invalid settings.
@@ -119,9 +79,9 @@ class Forecaster:
         >>> forecaster.predict(history)          # a frame of the next 24 timestamps
     """
 
-    def __init__(self, config: dict | ForecasterConfig):
+    def __init__(self, config: dict | ForecasterConfig, *, lookback_reason: str | None = None):
         self.config = parse_config(config)
-        self.options = ModelOptions.from_dict(self.config.model)
+        self.lookback_reason = lookback_reason or ("given" if self.config.lookback else None)
         self.model: keras.Model | None = None
         self.scaler: Scaler | None = None
         self.spec: WindowSpec | None = None
@@ -131,6 +91,27 @@ class Forecaster:
         self.fit_result: FitResult | None = None
 
     # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def options(self):
+        """The network's settings (``forecast.options.ModelOptions``)."""
+        return self.config.model
+
+    @property
+    def resolved(self) -> ResolvedSettings:
+        """The settings this forecaster actually used: nothing left as ``None``.
+
+        Raises:
+            ModelError: the forecaster is not fitted.
+        """
+        self._require_fitted()
+        spec = self.spec
+        return ResolvedSettings(
+            config=self.config, freq=self.freq, season=self.season, n_series=1,
+            targets=list(spec.targets), past_covariates=list(spec.past_covariates),
+            future_covariates=list(spec.future_covariates),
+            lookback_reason=self.lookback_reason or "given",
+        )
 
     @property
     def quantiles(self) -> tuple[float, ...] | None:
@@ -179,11 +160,15 @@ class Forecaster:
         """
         # first: a multi-worker strategy must exist before TensorFlow runs anything
         strategy = make_strategy(self.config.train.strategy)
+        self._resolve_seed()
         self._describe(train)
         train_x = self._with_features(train)
         self.scaler = Scaler(self.config.scaler, columns=self._scaled_columns()).fit(train_x)
         self.insample = train[list(self.spec.targets)].to_numpy(dtype=np.float64)
         seed = self.config.train.seed
+        # first: the shuffle's op seeds derive from the global seed at the time it is made, so
+        # the same seed gives the same run whatever ran before in this process
+        set_seed(seed)
         train_ds = make_dataset(
             self.scaler.transform(train_x), self.spec, batch_size=self.config.batch_size,
             shuffle=True, seed=seed,
@@ -194,10 +179,9 @@ class Forecaster:
                 self.scaler.transform(self._with_features(val)), self.spec,
                 batch_size=self.config.batch_size,
             )
-        if seed is not None:
-            set_seed(seed)
+        set_seed(seed)
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
-            self.model = build_model(self.config.setup, self.spec, self.options)
+            self.model = build_model(self.config.setup, self.spec, self.config.model)
         train_config = self.config.train
         if self.quantiles is not None and train_config.loss != "pinball":
             train_config = train_config.model_copy(
@@ -209,6 +193,16 @@ class Forecaster:
             self.model = _detached(self.model)
         self._fit_baselines(train_x)
         return self
+
+    def _resolve_seed(self) -> None:
+        """Fills in the seeds: a fresh training seed when none is given (recorded, so the run
+        can be repeated), and the network's seed from the training seed."""
+        train, model = self.config.train, self.config.model
+        if train.seed is None:
+            train = train.model_copy(update={"seed": random.SystemRandom().randrange(2**31)})
+        if model.seed is None:
+            model = model.model_copy(update={"seed": train.seed})
+        self.config = self.config.model_copy(update={"train": train, "model": model})
 
     def _describe(self, train: pd.DataFrame) -> None:
         """Reads the columns, frequency and lookback off the training frame."""
@@ -223,9 +217,11 @@ class Forecaster:
             pd.infer_freq(train.index) if len(train) > 2 else None
         )
         calendar = calendar_feature_names(self.freq) if self.config.calendar and self.freq else []
-        lookback = self.config.lookback or default_lookback(
-            self.freq, self.config.horizon, len(train)
-        )
+        if self.config.lookback is None:
+            lookback, self.lookback_reason = lookback_choice(
+                self.freq, self.config.horizon, len(train))
+            self.config = self.config.model_copy(update={"lookback": lookback})
+        lookback = self.config.lookback
         self.spec = WindowSpec(
             lookback, self.config.horizon, targets=tuple(targets),
             past_covariates=tuple(covariates), future_covariates=tuple(calendar),
@@ -369,6 +365,7 @@ class Forecaster:
         self._require_fitted()
         return {
             "config": self.config.model_dump(mode="json"),
+            "lookback_reason": self.lookback_reason,
             "spec": self.spec.to_dict(),
             "freq": self.freq,
             "scaler": json.loads(self.scaler.to_json()),
@@ -400,6 +397,7 @@ class Forecaster:
             )
         state = json.loads((folder / STATE_FILE).read_text())
         forecaster = cls(state["config"])
+        forecaster.lookback_reason = state.get("lookback_reason") or "given"
         forecaster.spec = WindowSpec.from_dict(state["spec"])
         forecaster.freq = state["freq"]
         forecaster.scaler = Scaler.from_json(json.dumps(state["scaler"]))

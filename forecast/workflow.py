@@ -16,10 +16,8 @@ import pandas as pd
 from forecast.data import WindowSpec, chronological_split, load_csv
 from forecast.errors import ConfigError
 from forecast.evaluation import BaselineEstimator, backtest, compute_metrics
-from forecast.forecaster import Forecaster, ForecasterConfig, default_lookback, parse_config
-from forecast.models.baselines import BASELINES
-
-POINT_METRICS = ("mae", "rmse", "mape", "smape", "mase")
+from forecast.forecaster import Forecaster, with_lookback
+from forecast.options import BASELINES, POINT_METRICS, ForecasterConfig
 
 
 @dataclass
@@ -56,14 +54,8 @@ class TrainReport:
             **self.metrics,
             "scaled": self.scaled,
             "per_step": {"model": self.per_step},
-            "settings": {
-                "setup": forecaster.config.setup,
-                **forecaster.options.to_dict(),
-                "lookback": forecaster.spec.lookback,
-                "horizon": forecaster.spec.horizon,
-                "targets": list(forecaster.spec.targets),
-                "freq": forecaster.freq,
-            },
+            "settings": forecaster.resolved.flat(),
+            "chosen": forecaster.resolved.summary(),
             "sizes": self.sizes,
             "training": {
                 "epochs_run": fit_result.epochs_run if fit_result else None,
@@ -158,17 +150,13 @@ def train_and_evaluate(
     Raises:
         DataError, ConfigError, ModelError: see ``Forecaster.fit``.
     """
-    config = parse_config(config)
-    if config.lookback is None:
-        n_train = int(len(frame) * (1 - val - test)) if borders is None else borders[0]
-        config = config.model_copy(
-            update={"lookback": default_lookback(frame.attrs.get("freq"), config.horizon,
-                                                 n_train)}
-        )
+    n_train = int(len(frame) * (1 - val - test)) if borders is None else borders[0]
+    config, reason = with_lookback(config, frame.attrs.get("freq"), n_train)
     parts = chronological_split(frame, val=val, test=test, borders=borders,
                                 lookback=config.lookback)
     started = time.perf_counter()
-    forecaster = Forecaster(config).fit(parts.train, parts.val, callbacks=callbacks)
+    forecaster = Forecaster(config, lookback_reason=reason).fit(parts.train, parts.val,
+                                                                callbacks=callbacks)
     seconds = time.perf_counter() - started
     evaluation = evaluate_forecaster(forecaster, parts.test)
     y_true, y_pred = evaluation.pop("arrays")
@@ -222,12 +210,7 @@ def run_backtest(
     Raises:
         ConfigError: invalid settings; DataError: too few rows for the folds.
     """
-    config = parse_config(config)
-    if config.lookback is None:
-        config = config.model_copy(
-            update={"lookback": default_lookback(frame.attrs.get("freq"), config.horizon,
-                                                 len(frame) // 2)}
-        )
+    config, _ = with_lookback(config, frame.attrs.get("freq"), len(frame) // 2)
     probe = Forecaster(config)
     probe._describe(frame)
     spec = probe.spec

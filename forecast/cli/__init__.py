@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 import traceback
 
-import click
 import typer
 from rich.console import Console
+from typer.exceptions import TyperException
 
 from forecast.cli import (
     data_commands,
@@ -68,10 +68,13 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _stderr.print(f"[bold red]error:[/bold red] {exc}", markup=True)
         raise SystemExit(2) from None
-    except click.ClickException as exc:
-        exc.show()
+    except TyperException as exc:  # usage errors: an unknown flag, a bad value for a flag
+        if hasattr(exc, "show"):
+            exc.show()
+        else:
+            _stderr.print(f"error: {exc}", markup=False)
         raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
+    except typer.Abort:
         _stderr.print("aborted.")
         raise SystemExit(130) from None
     raise SystemExit(result if isinstance(result, int) else 0)

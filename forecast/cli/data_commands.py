@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from forecast.data import WindowSpec, load_csv
+from forecast.options import FILLS
 
 _console = Console(highlight=False, soft_wrap=True)
 
@@ -19,11 +19,13 @@ def inspect(
     target: list[str] = typer.Option(None, "--target", help="Target column; repeat for several."),
     id_col: str = typer.Option(None, "--id-col", help="Series id column (long format)."),
     freq: str = typer.Option(None, "--freq", help="Sampling frequency, e.g. h, D (inferred)."),
-    fill: str = typer.Option("interpolate", "--fill", help="Gap policy: interpolate, ffill, ..."),
+    fill: str = typer.Option(FILLS[0], "--fill", help="Gap policy: " + ", ".join(FILLS) + "."),
     lookback: int = typer.Option(None, "--lookback", help="Also count windows for this lookback."),
     horizon: int = typer.Option(None, "--horizon", help="... and this horizon."),
 ) -> None:
     """Load a CSV the way training would and describe what was found."""
+    from forecast.data.io import load_csv
+
     frame = load_csv(
         csv, time_col=time_col, targets=target or None, id_col=id_col, freq=freq, fill=fill
     )
@@ -39,6 +41,8 @@ def inspect(
     table.add_row("targets", ", ".join(frame.attrs.get("targets", [])))
     table.add_row("covariates", ", ".join(frame.attrs.get("covariates", [])) or "-")
     if lookback and horizon:
+        from forecast.data.windows import WindowSpec
+
         spec = WindowSpec(lookback, horizon, tuple(frame.attrs.get("targets", frame.columns)))
         label = f"windows (lookback {lookback}, horizon {horizon})"
         table.add_row(label, str(spec.n_windows(frame)))

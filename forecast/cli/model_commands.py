@@ -13,29 +13,35 @@ from rich.console import Console
 from rich.table import Table
 
 from forecast.errors import ConfigError
+from forecast.options import (
+    BACKTEST_MODES,
+    POINT_METRICS,
+    BatchOptions,
+    FeatureOptions,
+    ModelOptions,
+    TrainOptions,
+    WindowOptions,
+)
 
 _console = Console(highlight=False, soft_wrap=True)
 
-_METRICS = ("mae", "rmse", "mape", "smape", "mase")
+
+def _option(settings, name: str, flag: str, **kwargs):
+    """A typer option whose default and help come from the field ``name`` of ``settings``
+    (``forecast.options``): one place to change a default, and ``--help`` shows it."""
+    return typer.Option(settings.default(name), flag, help=settings.help(name), **kwargs)
 
 
-def _model_settings(setup, cell, units, layers, dropout, instance_norm, linear_skip, quantile):
-    model = {"cell": cell, "units": units, "layers": layers, "dropout": dropout,
-             "instance_norm": instance_norm, "linear_skip": linear_skip}
-    if quantile:
-        model["quantiles"] = tuple(sorted(quantile))
-    return setup, model
+def _config(*, horizon, lookback, setup, batch_size, model: dict, train: dict):
+    """The ``ForecasterConfig`` of the command's options (ConfigError names a bad one)."""
+    from forecast.options import parse_config
 
-
-def _config(horizon, lookback, setup, model, epochs, batch_size, seed, verbose,
-            strategy="default"):
-    from forecast.forecaster import parse_config
-
-    return parse_config({
-        "horizon": horizon, "lookback": lookback, "setup": setup, "model": model,
-        "batch_size": batch_size,
-        "train": {"epochs": epochs, "seed": seed, "verbose": verbose, "strategy": strategy},
-    })
+    if model.get("quantiles"):
+        model["quantiles"] = tuple(sorted(model["quantiles"]))
+    else:
+        model.pop("quantiles", None)
+    return parse_config({"horizon": horizon, "lookback": lookback, "setup": setup,
+                         "batch_size": batch_size, "model": model, "train": train})
 
 
 def _cluster_role(strategy: str, register_as: str | None):
@@ -61,7 +67,7 @@ def _cluster_role(strategy: str, register_as: str | None):
 
 
 def _default_horizon(frame) -> int:
-    from forecast.models.baselines import season_for_freq
+    from forecast.data.frequency import season_for_freq
 
     return season_for_freq(frame.attrs.get("freq"), default=24)
 
@@ -69,11 +75,11 @@ def _default_horizon(frame) -> int:
 def _metrics_table(title: str, metrics: dict) -> Table:
     table = Table(title=title)
     table.add_column("forecaster")
-    for name in _METRICS:
+    for name in POINT_METRICS:
         table.add_column(name, justify="right")
     rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
     for name, values in rows:
-        table.add_row(name, *(f"{values[m]:.4f}" if m in values else "-" for m in _METRICS))
+        table.add_row(name, *(f"{values[m]:.4f}" if m in values else "-" for m in POINT_METRICS))
     return table
 
 
@@ -107,21 +113,24 @@ def train(
     covariate: list[str] = _OPT_COV,
     freq: str = _OPT_FREQ,
     horizon: int = typer.Option(None, "--horizon", help="Steps to forecast (default: a season)."),
-    lookback: int = typer.Option(None, "--lookback", help="Steps read (default from the data)."),
-    setup: str = typer.Option("many_to_one", "--setup",
-                              help="many_to_one, one_to_many, seq2seq or synced."),
-    cell: str = typer.Option("lstm", "--cell", help="lstm, peephole or gru."),
-    units: int = typer.Option(32, "--units", help="Units of each recurrent layer."),
-    layers: int = typer.Option(1, "--layers", help="Stacked recurrent layers."),
-    dropout: float = typer.Option(0.0, "--dropout", help="Dropout after each recurrent layer."),
-    instance_norm: str = typer.Option("last", "--instance-norm",
-                                      help="none, revin or last (chosen on ETTh1 validation)."),
-    linear_skip: bool = typer.Option(True, "--linear-skip/--no-linear-skip",
-                                     help="Linear shortcut from the lookback to the horizon."),
+    lookback: int = _option(WindowOptions, "lookback", "--lookback"),
+    setup: str = _option(FeatureOptions, "setup", "--setup"),
+    cell: str = _option(ModelOptions, "cell", "--cell"),
+    units: int = _option(ModelOptions, "units", "--units"),
+    layers: int = _option(ModelOptions, "layers", "--layers"),
+    dropout: float = _option(ModelOptions, "dropout", "--dropout"),
+    instance_norm: str = _option(ModelOptions, "instance_norm", "--instance-norm"),
+    linear_skip: bool = _option(ModelOptions, "linear_skip", "--linear-skip/--no-linear-skip"),
+    channel_independent: bool = _option(ModelOptions, "channel_independent",
+                                        "--channel-independent/--no-channel-independent"),
+    segment_length: int = _option(ModelOptions, "segment_length", "--segment-length"),
+    segment_decoder: str = _option(ModelOptions, "segment_decoder", "--segment-decoder"),
     quantile: list[float] = typer.Option(None, "--quantile", help="Quantile level; repeatable."),
-    epochs: int = typer.Option(20, "--epochs", help="Most epochs (early stopping on val)."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Windows per batch."),
-    seed: int = typer.Option(42, "--seed", help="Random seed."),
+    epochs: int = _option(TrainOptions, "epochs", "--epochs"),
+    learning_rate: float = _option(TrainOptions, "learning_rate", "--learning-rate"),
+    patience: int = _option(TrainOptions, "patience", "--patience"),
+    batch_size: int = _option(BatchOptions, "batch_size", "--batch-size"),
+    seed: int = _option(TrainOptions, "seed", "--seed"),
     val: float = typer.Option(0.1, "--val", help="Validation fraction (chronological)."),
     test: float = typer.Option(0.2, "--test", help="Test fraction (chronological)."),
     save: Path = typer.Option(None, "--save", help="Folder to save the trained forecaster."),
@@ -132,11 +141,7 @@ def train(
                                          "champion if it wins the backtest)."),
     promote_metric: str = typer.Option("mase", "--promote-metric",
                                        help="Metric the promotion backtest compares."),
-    strategy: str = typer.Option("default", "--strategy",
-                                 help="default (one device), mirrored (every local GPU, or CPU "
-                                      "device) or multi_worker (the cluster in TF_CONFIG: run "
-                                      "the same command on every worker; the chief tracks and "
-                                      "saves)."),
+    strategy: str = _option(TrainOptions, "strategy", "--strategy"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
 ) -> None:
     """Train a forecaster and print its test metrics beside the baselines."""
@@ -151,11 +156,17 @@ def train(
 
     frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
                               freq=freq)
-    horizon = horizon or _default_horizon(frame)
-    setup, model = _model_settings(setup, cell, units, layers, dropout, instance_norm,
-                                   linear_skip, quantile)
-    config = _config(horizon, lookback, setup, model, epochs, batch_size, seed,
-                     verbose=0 if as_json else 2, strategy=strategy)
+    config = _config(
+        horizon=horizon or _default_horizon(frame), lookback=lookback, setup=setup,
+        batch_size=batch_size,
+        model={"cell": cell, "units": units, "layers": layers, "dropout": dropout,
+               "instance_norm": instance_norm, "linear_skip": linear_skip,
+               "channel_independent": channel_independent, "segment_length": segment_length,
+               "segment_decoder": segment_decoder, "quantiles": quantile},
+        train={"epochs": epochs, "learning_rate": learning_rate, "patience": patience,
+               "seed": seed, "verbose": 0 if as_json else TrainOptions.default("verbose"),
+               "strategy": strategy},
+    )
     with _quiet_stdout(as_json):
         if track:
             from forecast.tracking.run import train_tracked
@@ -180,6 +191,7 @@ def train(
     _console.print(_metrics_table(
         f"{csv.name}: test part, {result['sizes']['test_windows']} windows, original units",
         result))
+    _console.print(result["chosen"])
     training = result["training"]
     distributed = ""
     if training.get("strategy") not in (None, "default"):
@@ -230,28 +242,29 @@ def backtest(
     target: list[str] = _OPT_TARGET,
     covariate: list[str] = _OPT_COV,
     freq: str = _OPT_FREQ,
-    horizon: int = typer.Option(None, "--horizon", help="Steps to forecast."),
-    lookback: int = typer.Option(None, "--lookback", help="Steps read."),
-    setup: str = typer.Option("many_to_one", "--setup", help="The model setup."),
-    cell: str = typer.Option("lstm", "--cell", help="lstm, peephole or gru."),
-    units: int = typer.Option(32, "--units", help="Units of each recurrent layer."),
-    epochs: int = typer.Option(10, "--epochs", help="Most epochs per fold."),
+    horizon: int = typer.Option(None, "--horizon", help="Steps to forecast (default: a season)."),
+    lookback: int = _option(WindowOptions, "lookback", "--lookback"),
+    setup: str = _option(FeatureOptions, "setup", "--setup"),
+    cell: str = _option(ModelOptions, "cell", "--cell"),
+    units: int = _option(ModelOptions, "units", "--units"),
+    epochs: int = _option(TrainOptions, "epochs", "--epochs"),
     folds: int = typer.Option(3, "--folds", help="Rolling-origin folds."),
     fold_size: int = typer.Option(None, "--fold-size", help="Test rows per fold."),
-    mode: str = typer.Option("expanding", "--mode", help="expanding or sliding."),
-    seed: int = typer.Option(42, "--seed", help="Random seed."),
+    mode: str = typer.Option(BACKTEST_MODES[0], "--mode", help=" or ".join(BACKTEST_MODES) + "."),
+    seed: int = _option(TrainOptions, "seed", "--seed"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
 ) -> None:
     """Rolling-origin backtest of a forecaster and the baselines on the same folds."""
     from forecast.workflow import load_for_training, run_backtest
 
-    if mode not in ("expanding", "sliding"):
-        raise ConfigError(f"--mode must be expanding or sliding. Received: {mode!r}.")
+    if mode not in BACKTEST_MODES:
+        raise ConfigError(f"--mode must be {' or '.join(BACKTEST_MODES)}. Received: {mode!r}.")
     frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
                               freq=freq)
-    horizon = horizon or _default_horizon(frame)
-    setup, model = _model_settings(setup, cell, units, 1, 0.0, "last", True, None)
-    config = _config(horizon, lookback, setup, model, epochs, 32, seed, verbose=0)
+    config = _config(horizon=horizon or _default_horizon(frame), lookback=lookback, setup=setup,
+                     batch_size=BatchOptions.default("batch_size"),
+                     model={"cell": cell, "units": units},
+                     train={"epochs": epochs, "seed": seed, "verbose": 0})
     with _quiet_stdout(as_json):
         report = run_backtest(frame, config, folds=folds, fold_size=fold_size, mode=mode)
     if as_json:

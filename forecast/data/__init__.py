@@ -1,21 +1,41 @@
-"""The data side: CSV → validated frame → chronological split → scaling → windows."""
+"""The data side: CSV → validated frame → chronological split → scaling → windows.
 
-from forecast.data.calendar import add_calendar_features, calendar_feature_names, calendar_features
-from forecast.data.io import load_csv, validate_frame
-from forecast.data.scaling import Scaler
-from forecast.data.split import Split, chronological_split
-from forecast.data.windows import WindowFrames, WindowSpec, make_dataset
+The names below load on first use (PEP 562), so ``forecast.data.frequency`` and the loader can
+be imported without TensorFlow, which only ``forecast.data.windows`` needs.
+"""
 
-__all__ = [
-    "load_csv",
-    "validate_frame",
-    "chronological_split",
-    "Split",
-    "Scaler",
-    "calendar_features",
-    "calendar_feature_names",
-    "add_calendar_features",
-    "WindowSpec",
-    "WindowFrames",
-    "make_dataset",
-]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "load_csv": "io",
+    "validate_frame": "io",
+    "chronological_split": "split",
+    "Split": "split",
+    "Scaler": "scaling",
+    "calendar_features": "calendar",
+    "calendar_feature_names": "calendar",
+    "add_calendar_features": "calendar",
+    "WindowSpec": "windows",
+    "WindowFrames": "windows",
+    "make_dataset": "windows",
+    "window_targets": "windows",
+    "season_for_freq": "frequency",
+    "default_lookback": "frequency",
+    "lookback_choice": "frequency",
+}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'forecast.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"forecast.data.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_WHERE])

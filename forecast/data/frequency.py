@@ -17,11 +17,12 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 from forecast.errors import ConfigError
+from forecast.options import FILLS
 
 #: The longest run of missing steps the fill policy may fill when ``max_gap`` is not given.
 DEFAULT_MAX_GAP = 24
 
-FILL_CHOICES = ("interpolate", "ffill", "zero", "error")
+FILL_CHOICES = FILLS  # the word list lives in forecast.options
 
 _WINDOW = 5  # timestamps per window when inferring a frequency from the regular parts
 _MAX_WINDOWS = 200
@@ -236,4 +237,110 @@ __all__ = [
     "on_grid",
     "resolve_offset",
     "snap",
+    "season_for_freq",
+    "default_lookback",
+    "lookback_choice",
+    "HOURLY_LOOKBACK",
 ]
+
+# -- seasons and lookbacks: computed once, here, for everyone ----------------------------------
+
+_DAY_NS = 86_400 * 10**9
+
+
+def season_for_freq(freq, default: int | None = None) -> int:
+    """The seasonal period of a frequency: the steps of one day, week or year cycle.
+
+    Sub-daily steps give the steps of a day (hourly 24, 15 minutes 96), daily 7, business-daily 5,
+    weekly 52, monthly 12, quarterly 4, yearly 1.
+
+    Args:
+        freq: a pandas alias (``"h"``, ``"D"``, ``"W-SUN"``, ``"MS"``) or offset.
+        default: returned when no period is known for ``freq``; ``None`` raises instead.
+
+    Returns:
+        The season length in steps.
+
+    Raises:
+        ConfigError: ``freq`` is unknown or has no natural season (and no ``default``).
+
+    Example:
+        >>> season_for_freq("h"), season_for_freq("D"), season_for_freq("MS")
+        (24, 7, 12)
+    """
+    try:
+        offset = to_offset(freq) if freq is not None else None
+    except (ValueError, TypeError):
+        offset = None
+    season = None
+    if offset is not None:
+        name = type(offset).__name__
+        n = max(int(getattr(offset, "n", 1)), 1)
+        if name == "Day" or name == "Hour" or name in ("Minute", "Second", "Milli", "Micro"):
+            step = pd.Timedelta(offset).value
+            if step < _DAY_NS and _DAY_NS % step == 0:
+                season = _DAY_NS // step
+            elif step == _DAY_NS:
+                season = 7
+        elif name == "BusinessDay":
+            season = 5 if n == 1 else None
+        elif name == "Week":
+            season = 52 if n == 1 else None
+        elif "Month" in name:
+            season = 12 // n if 12 % n == 0 else None
+        elif "Quarter" in name:
+            season = 4 if n == 1 else None
+        elif "Year" in name:
+            season = 1
+    if season is None:
+        if default is not None:
+            return int(default)
+        raise ConfigError(
+            f"no seasonal period is known for frequency {freq!r}; give `season=` explicitly "
+            "(e.g. season=24 for hourly data)."
+        )
+    return int(season)
+
+
+HOURLY_LOOKBACK = 336  # two weeks: chosen on the ETTh1 validation split (pipelines/etth1.yaml)
+
+_SEASON_WORDS = {24: "a day of hourly data", 7: "a week of daily data", 5: "a business week",
+                 52: "a year of weekly data", 12: "a year of monthly data",
+                 4: "a year of quarterly data", 48: "a day of half-hourly data",
+                 96: "a day of 15-minute data"}
+
+
+def default_lookback(freq: str | None, horizon: int, train_rows: int | None = None) -> int:
+    """A lookback from the frequency: two weeks of hourly data, else two seasons; at least two
+    horizons, at most a quarter of the training rows.
+
+    Example:
+        >>> default_lookback("h", 24), default_lookback("D", 14)
+        (336, 28)
+    """
+    return lookback_choice(freq, horizon, train_rows)[0]
+
+
+def lookback_choice(freq: str | None, horizon: int,
+                    train_rows: int | None = None) -> tuple[int, str]:
+    """``default_lookback`` and why, in words.
+
+    Returns:
+        ``(lookback, reason)``, e.g. ``(336, "two weeks of hourly data")``.
+
+    Example:
+        >>> lookback_choice("D", 14)
+        (28, 'two horizons of 14 steps')
+    """
+    season = season_for_freq(freq, default=1) if freq else 1
+    candidates = [(2 * horizon, f"two horizons of {horizon} steps"), (8, "the minimum of 8 steps")]
+    if season > 1:
+        word = _SEASON_WORDS.get(season, f"a season of {season} steps")
+        candidates.append((2 * season, f"two seasons ({word})"))
+    if season == 24:  # hourly
+        candidates.append((HOURLY_LOOKBACK, "two weeks of hourly data"))
+    lookback, reason = max(candidates, key=lambda c: c[0])
+    if train_rows and lookback > max(train_rows // 4, 1):
+        lookback = max(train_rows // 4, 1)
+        reason = f"a quarter of the {train_rows} training rows (the series is short)"
+    return int(lookback), reason

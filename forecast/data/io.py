@@ -53,12 +53,13 @@ from forecast.data.validation import (
     require_columns,
 )
 from forecast.errors import ConfigError, DataError, ForecastError
+from forecast.options import DUPLICATES
 
 __all__ = ["DEFAULT_MAX_GAP", "DUPLICATE_CHOICES", "FILL_CHOICES", "load_csv", "validate_frame"]
 
 logger = logging.getLogger(__name__)
 
-DUPLICATE_CHOICES = ("error", "first", "last", "mean")
+DUPLICATE_CHOICES = DUPLICATES  # the word list lives in forecast.options
 _DELIMITERS = (",", ";", "\t", "|")
 _MAGIC = {
     b"\x89PNG": "a PNG image",

@@ -325,3 +325,14 @@ def _as_tensor(array: np.ndarray) -> tf.Tensor:
     if array.size == 0 or array.ctypes.data % _ALIGNMENT:
         return tf.convert_to_tensor(array)
     return tf.experimental.dlpack.from_dlpack(np.ascontiguousarray(array).__dlpack__())
+
+
+def window_targets(frame: pd.DataFrame, spec: WindowSpec) -> np.ndarray:
+    """The actual targets of every window of ``frame``: (windows, horizon, targets).
+
+    Only the targets are gathered (the size of the forecasts themselves).
+    """
+    values = frame[list(spec.targets)].to_numpy(dtype=np.float64)
+    starts = spec.window_starts(frame)
+    rows = starts[:, None] + spec.lookback + np.arange(spec.horizon)  # [N, H]
+    return values[rows]  # [N, H, T]

@@ -45,11 +45,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecast.data.frequency import season_for_freq
 from forecast.data.scaling import Scaler
-from forecast.data.windows import WindowSpec, make_dataset
+from forecast.data.windows import WindowSpec, make_dataset, window_targets
 from forecast.errors import ConfigError, DataError
 from forecast.evaluation.metrics import compute_metrics
-from forecast.models.baselines import make_baseline, season_for_freq
+from forecast.models.baselines import make_baseline
 
 
 class BaselineEstimator:
@@ -98,17 +99,6 @@ class BaselineEstimator:
         y_pred = self.scaler.inverse_transform(self.model.predict(dataset),
                                                columns=list(spec.targets))
         return window_targets(frame, spec), y_pred
-
-
-def window_targets(frame: pd.DataFrame, spec: WindowSpec) -> np.ndarray:
-    """The actual targets of every window of ``frame``: (windows, horizon, targets).
-
-    Only the targets are gathered (the size of the forecasts themselves).
-    """
-    values = frame[list(spec.targets)].to_numpy(dtype=np.float64)
-    starts = spec.window_starts(frame)
-    rows = starts[:, None] + spec.lookback + np.arange(spec.horizon)  # [N, H]
-    return values[rows]  # [N, H, T]
 
 
 @dataclass

@@ -30,71 +30,12 @@ import json
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
-from pandas.tseries.frequencies import to_offset
 from sklearn.linear_model import Ridge
 
+from forecast.data.frequency import season_for_freq
 from forecast.errors import ConfigError, DataError, ModelError
-
-BASELINES = ("naive", "seasonal_naive", "linear")
-
-_DAY_NS = 86_400 * 10**9
-
-
-def season_for_freq(freq, default: int | None = None) -> int:
-    """The seasonal period of a frequency: the steps of one day, week or year cycle.
-
-    Sub-daily steps give the steps of a day (hourly 24, 15 minutes 96), daily 7, business-daily 5,
-    weekly 52, monthly 12, quarterly 4, yearly 1.
-
-    Args:
-        freq: a pandas alias (``"h"``, ``"D"``, ``"W-SUN"``, ``"MS"``) or offset.
-        default: returned when no period is known for ``freq``; ``None`` raises instead.
-
-    Returns:
-        The season length in steps.
-
-    Raises:
-        ConfigError: ``freq`` is unknown or has no natural season (and no ``default``).
-
-    Example:
-        >>> season_for_freq("h"), season_for_freq("D"), season_for_freq("MS")
-        (24, 7, 12)
-    """
-    try:
-        offset = to_offset(freq) if freq is not None else None
-    except (ValueError, TypeError):
-        offset = None
-    season = None
-    if offset is not None:
-        name = type(offset).__name__
-        n = max(int(getattr(offset, "n", 1)), 1)
-        if name == "Day" or name == "Hour" or name in ("Minute", "Second", "Milli", "Micro"):
-            step = pd.Timedelta(offset).value
-            if step < _DAY_NS and _DAY_NS % step == 0:
-                season = _DAY_NS // step
-            elif step == _DAY_NS:
-                season = 7
-        elif name == "BusinessDay":
-            season = 5 if n == 1 else None
-        elif name == "Week":
-            season = 52 if n == 1 else None
-        elif "Month" in name:
-            season = 12 // n if 12 % n == 0 else None
-        elif "Quarter" in name:
-            season = 4 if n == 1 else None
-        elif "Year" in name:
-            season = 1
-    if season is None:
-        if default is not None:
-            return int(default)
-        raise ConfigError(
-            f"no seasonal period is known for frequency {freq!r}; give `season=` explicitly "
-            "(e.g. season=24 for hourly data)."
-        )
-    return int(season)
-
+from forecast.options import BASELINES
 
 # -- turning what make_dataset yields into numpy ----------------------------------------------
 

@@ -9,121 +9,18 @@ setup, the linear shortcut, the inverse normalisation.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-from dataclasses import dataclass
-
 import keras
 
 from forecast.errors import ConfigError
-from forecast.models.heads import LinearSkip, check_quantiles, pinball_loss
+from forecast.models.heads import LinearSkip
 from forecast.models.normalization import (
-    INSTANCE_NORMS,
     BatchToChannels,
     ChannelsToBatch,
     InstanceDenorm,
     InstanceNorm,
 )
-from forecast.models.setups import CELLS, get_setup, suggest
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    """How a setup is built (everything but the setup and the window shape).
-
-    Args:
-        cell: ``"lstm"``, ``"peephole"`` or ``"gru"``.
-        units: size of every recurrent layer.
-        layers: stacked recurrent layers (in the encoder and in the decoder).
-        dropout: rate of the Dropout after every recurrent layer, in [0, 1).
-        quantiles: None for point forecasts, else strictly increasing levels in (0, 1).
-        instance_norm: ``"none"``, ``"revin"`` (window mean/std and a learnable affine) or
-            ``"last"`` (subtract the window's last value).
-        channel_independent: run each target channel as its own univariate series through
-            shared weights; only when the inputs are the targets alone.
-        linear_skip: add a linear map lookback -> horizon of each target to the output.
-        seed: when given, `keras.utils.set_random_seed(seed)` before the weights are made and
-            the seed of the dropout layers.
-
-    Raises:
-        ConfigError: any invalid value, naming it and what is allowed.
-
-    Example:
-        >>> ModelOptions(cell="gru", units=32, quantiles=(0.1, 0.5, 0.9)).to_dict()["cell"]
-        'gru'
-    """
-
-    cell: str = "lstm"
-    units: int = 64
-    layers: int = 1
-    dropout: float = 0.0
-    quantiles: tuple[float, ...] | None = None
-    instance_norm: str = "none"
-    channel_independent: bool = False
-    linear_skip: bool = False
-    seed: int | None = None
-
-    def __post_init__(self):
-        if self.cell not in CELLS:
-            raise suggest("cell", self.cell, CELLS)
-        _positive_int("units", self.units)
-        _positive_int("layers", self.layers)
-        d = self.dropout
-        if isinstance(d, bool) or not isinstance(d, int | float) or not 0 <= d < 1:
-            raise ConfigError(f"`dropout` must be a number in [0, 1). Received: dropout={d!r}")
-        object.__setattr__(self, "dropout", float(d))
-        if self.quantiles is not None:
-            object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
-        if self.instance_norm not in INSTANCE_NORMS:
-            raise suggest("instance_norm", self.instance_norm, INSTANCE_NORMS)
-        for name in ("channel_independent", "linear_skip"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(
-                    f"`{name}` must be True or False. Received: {name}={getattr(self, name)!r}"
-                )
-        if self.seed is not None and (isinstance(self.seed, bool)
-                                      or not isinstance(self.seed, int)):
-            raise ConfigError(f"`seed` must be an integer or None. Received: seed={self.seed!r}")
-
-    def to_dict(self) -> dict:
-        """Plain data for JSON (quantiles as a list)."""
-        data = dataclasses.asdict(self)
-        if self.quantiles is not None:
-            data["quantiles"] = list(self.quantiles)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelOptions:
-        """Inverse of `to_dict`.
-
-        Raises:
-            ConfigError: an unknown key (with the closest known one) or an invalid value.
-        """
-        cls.check_keys(data)
-        return cls(**data)
-
-    @classmethod
-    def check_keys(cls, data) -> None:
-        """Raises ConfigError for a key that is not an option, with the closest one."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(
-                    f"unknown model option {key!r}; the options are {', '.join(known)}.{hint}"
-                )
-
-    def loss(self):
-        """The training loss that fits these options: MSE, or the pinball loss."""
-        if self.quantiles is None:
-            return keras.losses.MeanSquaredError()
-        return pinball_loss(self.quantiles)
+from forecast.models.setups import get_setup
+from forecast.options import ModelOptions
 
 
 def build_model(
@@ -134,15 +31,14 @@ def build_model(
     Args:
         setup: ``"many_to_one"``, ``"one_to_many"``, ``"seq2seq"`` or ``"synced"``.
         spec: a `forecast.data.WindowSpec` (lookback, horizon, n_inputs, n_targets, n_future).
-        options: a `ModelOptions` (or its `to_dict()`); keyword arguments (`cell`, `units`,
-            `layers`, `dropout`, `quantiles`, `instance_norm`, `channel_independent`,
-            `linear_skip`, `seed`) build one or override its fields.
+        options: a `forecast.options.ModelOptions` (or a dict of its fields; None: the
+            defaults); keyword arguments (`cell`, `units`, `layers`, ...) override its fields.
 
     Returns:
         An uncompiled `keras.Model` named after the setup. Inputs: ``past`` (B, L, n_inputs)
         and, when ``spec.n_future > 0``, ``future`` (B, H, n_future), as a list in that order.
-        Output: (B, H, n_targets) or (B, H, n_targets, len(quantiles)). Compile it with
-        `options.loss()` (MSE or `pinball_loss(quantiles)`).
+        Output: (B, H, n_targets) or (B, H, n_targets, len(quantiles)). Compile it with MSE
+        or, with quantiles, `pinball_loss(quantiles)`.
 
     Raises:
         ConfigError: an unknown setup, cell or option, an invalid value, or
@@ -155,11 +51,9 @@ def build_model(
         TensorShape([2, 12, 1])
     """
     setup_cls = get_setup(setup)
-    if isinstance(options, dict):
-        options = ModelOptions.from_dict(options)
+    options = ModelOptions.parse(options)
     if kwargs:
-        ModelOptions.check_keys(kwargs)
-    options = ModelOptions(**kwargs) if options is None else dataclasses.replace(options, **kwargs)
+        options = options.replace(**kwargs)
     lookback, horizon = spec.lookback, spec.horizon
     n_inputs, n_targets, n_future = spec.n_inputs, spec.n_targets, spec.n_future
     if n_future and not setup_cls.SUPPORTS_FUTURE_COVARIATES:
@@ -188,7 +82,9 @@ def build_model(
     if options.channel_independent:
         core_in = ChannelsToBatch(name="channels_to_batch")(x)  # [B, L, C] -> [B·C, L, 1]
         core_targets = 1
-    y = setup_cls(options, horizon, core_targets)(core_in, future)  # -> [B', H, T'(, Q)]
+    n_channels = n_targets if options.channel_independent else 1
+    y = setup_cls(options, horizon, core_targets, n_channels=n_channels)(
+        core_in, future)  # -> [B', H, T'(, Q)]
     if options.channel_independent:
         y = BatchToChannels(n_targets, name="batch_to_channels")(y)  # -> [B, H, C(, Q)]
     if options.linear_skip:

@@ -11,46 +11,12 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from forecast.errors import ConfigError
-
-
-def check_quantiles(quantiles) -> tuple[float, ...]:
-    """Validates a quantile list and returns it as a tuple of floats.
-
-    Raises:
-        ConfigError: empty, not numbers, outside (0, 1), or not strictly increasing.
-
-    Example:
-        >>> check_quantiles([0.1, 0.5, 0.9])
-        (0.1, 0.5, 0.9)
-    """
-    try:
-        values = tuple(float(q) for q in quantiles)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"`quantiles` must be a list of numbers in (0, 1). Received: quantiles={quantiles!r}"
-        ) from None
-    if not values:
-        raise ConfigError("`quantiles` must hold at least one value, e.g. (0.1, 0.5, 0.9). "
-                          "Received: quantiles=()")
-    outside = [q for q in values if not (0.0 < q < 1.0) or math.isnan(q)]
-    if outside:
-        raise ConfigError(
-            f"`quantiles` must lie strictly between 0 and 1; {outside} do not. "
-            f"Received: quantiles={list(values)}"
-        )
-    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
-        raise ConfigError(
-            "`quantiles` must be strictly increasing, e.g. (0.1, 0.5, 0.9). "
-            f"Received: quantiles={list(values)}"
-        )
-    return values
+from forecast.options import check_quantiles
 
 
 def anchor_index(quantiles) -> int:

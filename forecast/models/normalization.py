@@ -17,8 +17,6 @@ import tensorflow as tf
 
 from forecast.errors import ConfigError
 
-INSTANCE_NORMS = ("none", "revin", "last")
-
 
 @keras.saving.register_keras_serializable(package="forecast")
 class InstanceNorm(keras.layers.Layer):

@@ -19,26 +19,14 @@ the same way in every setup, including each step of the synced rollout.
 
 from __future__ import annotations
 
-import difflib
 from typing import ClassVar
 
 import keras
 import tensorflow as tf
 
-from forecast.errors import ConfigError
 from forecast.layers import GRU, LSTM
 from forecast.models.heads import anchor_index, make_head
-
-CELLS = ("lstm", "peephole", "gru")
-
-
-def suggest(setting: str, value, choices) -> ConfigError:
-    """A ConfigError naming the received value, the valid choices and the closest one."""
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return ConfigError(
-        f"unknown {setting} {value!r}; choose one of {', '.join(map(repr, choices))}.{hint}"
-    )
+from forecast.options import CELLS, suggest
 
 
 def make_recurrent(cell: str, units: int, *, return_sequences=False, return_state=False,
@@ -68,6 +56,8 @@ class Setup:
         options: a `ModelOptions` (cell, units, layers, dropout, quantiles, seed).
         horizon: forecast steps H.
         n_targets: targets T: the first T channels of the past input.
+        n_channels: with channel independence, the channels folded into the batch (C of
+            (B·C, L, 1)); 1 otherwise.
     """
 
     NAME: ClassVar[str] = ""
@@ -75,10 +65,11 @@ class Setup:
     SUPPORTS_PAST_COVARIATES: ClassVar[bool] = True
     AUTOREGRESSIVE: ClassVar[bool] = False
 
-    def __init__(self, options, horizon: int, n_targets: int):
+    def __init__(self, options, horizon: int, n_targets: int, n_channels: int = 1):
         self.options = options
         self.horizon = horizon
         self.n_targets = n_targets
+        self.n_channels = n_channels  # channels sharing the model (channel independence)
 
     def __call__(self, past, future=None):
         """past (B, L, F) and future (B, H, Fu) or None -> forecast (B, H, T[, Q])."""
@@ -354,8 +345,11 @@ class Synced(Setup):
         return layer(past, future)  # [B, L, F], [B, H, Fu] -> [B, H, T(, Q)]
 
 
+from forecast.models.segment import Segment  # noqa: E402  (it builds on Setup above)
+
+#: the setup classes by name, in the order of ``forecast.options.SETUPS``
 SETUPS: dict[str, type[Setup]] = {
-    cls.NAME: cls for cls in (ManyToOne, OneToMany, Seq2Seq, Synced)
+    cls.NAME: cls for cls in (ManyToOne, OneToMany, Seq2Seq, Synced, Segment)
 }
 
 

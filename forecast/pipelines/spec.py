@@ -39,16 +39,20 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forecast.cron import check_timezone, cron_trigger
 from forecast.errors import ConfigError
-from forecast.training.config import TrainConfig
-
-#: the setups, cells and instance norms of ``forecast.models`` (checked by the tests; kept here
-#: so validating a pipeline does not import TensorFlow).
-SETUPS = ("many_to_one", "one_to_many", "seq2seq", "synced")
-CELLS = ("lstm", "peephole", "gru")
-INSTANCE_NORMS = ("none", "revin", "last")
-METRICS = ("mae", "rmse", "mape", "smape", "mase", "pinball", "coverage")
-PROMOTION_METRICS = ("mae", "rmse", "mape", "smape", "mase", "mse")
+from forecast.options import (
+    DUPLICATES,
+    FILLS,
+    METRICS,
+    PROMOTION_METRICS,
+    BatchOptions,
+    FeatureOptions,
+    ForecasterConfig,
+    ModelOptions,
+    TrainOptions,
+    WindowOptions,
+)
 
 
 class _Section(BaseModel):
@@ -64,8 +68,8 @@ class DataSection(_Section):
     covariates: list[str] | None = None
     id_col: str | None = None
     freq: str | None = None
-    fill: Literal["interpolate", "ffill", "zero", "error"] = "interpolate"
-    duplicates: Literal["error", "first", "last", "mean"] = "error"
+    fill: Literal[FILLS] = "interpolate"
+    duplicates: Literal[DUPLICATES] = "error"
     max_gap: int | None = Field(None, ge=1)
 
     @field_validator("targets", "covariates", mode="before")
@@ -94,34 +98,16 @@ class SplitSection(_Section):
         return self
 
 
-class WindowSection(_Section):
-    """How much history the model reads and how far it forecasts."""
-
-    horizon: int = Field(ge=1)
-    lookback: int | None = Field(None, ge=1)
+class WindowSection(WindowOptions):
+    """How much history the model reads and how far it forecasts (``WindowOptions``)."""
 
 
-class ModelSection(_Section):
-    """The network (``forecast.models.ModelOptions``) and the forecaster's feature settings."""
-
-    setup: Literal[SETUPS] = "many_to_one"
-    cell: Literal[CELLS] = "lstm"
-    units: int = Field(64, ge=1)
-    layers: int = Field(1, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    quantiles: tuple[float, ...] | None = None
-    instance_norm: Literal[INSTANCE_NORMS] = "none"
-    channel_independent: bool = False
-    linear_skip: bool = False
-    calendar: bool = True
-    scaler: Literal["standard", "minmax", "robust"] = "standard"
+class ModelSection(ModelOptions, FeatureOptions):
+    """The network (``ModelOptions``) and the setup, calendar and scaler (``FeatureOptions``)."""
 
 
-class TrainSection(TrainConfig):
-    """``forecast.training.TrainConfig`` plus the batch size (one line per epoch by default)."""
-
-    batch_size: int = Field(32, ge=1)
-    verbose: Literal[0, 1, 2] = 2
+class TrainSection(TrainOptions, BatchOptions):
+    """``TrainOptions`` plus the batch size (``BatchOptions``)."""
 
 
 class EvaluateSection(_Section):
@@ -165,12 +151,8 @@ class ScheduleSection(_Section):
         if (self.cron is None) == (self.interval_seconds is None):
             raise ValueError("give exactly one of cron (e.g. \"0 2 * * *\") and interval_seconds.")
         if self.cron is not None:
-            from forecast.scheduling.triggers import cron_trigger
-
             cron_trigger(self.cron, self.timezone)  # ValueError names the bad field
         else:
-            from forecast.scheduling.triggers import check_timezone
-
             check_timezone(self.timezone)
         return self
 
@@ -197,20 +179,17 @@ with warnings.catch_warnings():
 
         # -- mapping onto the toolkit ------------------------------------------------------------
 
-        def forecaster_config(self) -> dict:
-            """The ``ForecasterConfig`` fields (a dict; ``forecast.forecaster.parse_config`` it)."""
-            model = self.model.model_dump()
-            train = self.train.model_dump(exclude={"batch_size"})
-            return {
-                "horizon": self.window.horizon,
-                "lookback": self.window.lookback,
-                "setup": model.pop("setup"),
-                "calendar": model.pop("calendar"),
-                "scaler": model.pop("scaler"),
-                "batch_size": self.train.batch_size,
-                "model": {k: v for k, v in model.items() if v is not None},
-                "train": train,
-            }
+        def forecaster_config(self) -> ForecasterConfig:
+            """The ``ForecasterConfig`` this pipeline trains: the same defaults as the CLI and
+            ``Forecaster`` (all three read them from ``forecast.options``)."""
+            model = self.model.model_dump(include=set(ModelOptions.model_fields))
+            train = self.train.model_dump(include=set(TrainOptions.model_fields))
+            return ForecasterConfig(
+                horizon=self.window.horizon, lookback=self.window.lookback,
+                setup=self.model.setup, calendar=self.model.calendar, scaler=self.model.scaler,
+                batch_size=self.train.batch_size,
+                model=ModelOptions(**model), train=TrainOptions(**train),
+            )
 
         def digest(self) -> str:
             """A hash of everything that decides the trained model (not the schedule)."""
@@ -293,7 +272,7 @@ def _describe(err: dict) -> tuple[tuple, str]:
         message += "."
     if "input" in err and kind not in ("model_type", "dict_type") and not isinstance(
         err["input"], dict
-    ):
+    ) and repr(err["input"]) not in message:
         message += f" Received: {err['input']!r}."
     return loc, message
 

@@ -109,7 +109,7 @@ def _spec(state: dict, cache: Cache) -> PipelineSpec:
 
 
 def _config(spec: PipelineSpec):
-    from forecast.forecaster import parse_config
+    from forecast.options import parse_config
 
     return parse_config(spec.forecaster_config())
 
@@ -325,6 +325,7 @@ def train(state: dict, *, echo: Echo | None = None, cache: Cache | None = None) 
     total = time.perf_counter() - started
     state["steps"]["train"] = report.seconds
     state["steps"]["evaluate"] = max(total - report.seconds, 0.0)
+    echo(f"[train] {report.forecaster.resolved.summary()}")
     echo(f"[train] done in {report.seconds:.1f} s; [evaluate] done in "
          f"{state['steps']['evaluate']:.1f} s")
     cache.forecaster = report.forecaster

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import mlflow
 import pandas as pd
+import yaml
 
 from forecast.evaluation import plot_error_by_step, plot_forecast, plot_training_curves
-from forecast.forecaster import ForecasterConfig, parse_config
+from forecast.options import ForecasterConfig, parse_config
 from forecast.tracking.mlflow import (
     DEFAULT_EXPERIMENT,
     EpochLogger,
@@ -125,14 +126,15 @@ def train_tracked(
     config = parse_config(config)
     time_col = time_col or frame.attrs.get("time_col") or frame.index.name or "time"
     with tracked_run(run_name, experiment=experiment, tags=tags) as run:
-        log_config({"config": config.model_dump(mode="json"),
-                    "data": {"source": source, "time_col": time_col, "val": val, "test": test,
-                             "borders": borders, "targets": frame.attrs.get("targets"),
-                             "covariates": frame.attrs.get("covariates"),
-                             "freq": frame.attrs.get("freq")}})
+        # what was asked, kept even when training fails; the params are what was used
+        mlflow.log_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False),
+                        "config.requested.yaml")
         log_dataset(frame, source=source)
         report = train_and_evaluate(frame, config, val=val, test=test, borders=borders,
                                     callbacks=[EpochLogger()])
+        log_config({"config": report.forecaster.resolved.flat(),
+                    "data": {"source": source, "time_col": time_col, "val": val, "test": test,
+                             "borders": borders}})
         mlflow.set_tags({"forecast.kernel": report.forecaster.kernel_used,
                          "forecast.setup": config.setup})
         log_report(report)

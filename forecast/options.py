@@ -1,0 +1,479 @@
+"""Every setting of a forecaster, declared once: pydantic models and the word lists they allow.
+
+This module is the one source of truth for settings. The Python API (``Forecaster``), the
+pipeline YAML (``forecast.pipelines.spec`` embeds these models) and the CLI (its option
+defaults, choices and help come from the fields here) all read them from this module, so a
+default changes in one place. It imports neither TensorFlow nor Keras nor MLflow: validating a
+pipeline or printing ``forecast --help`` stays fast.
+
+The models:
+
+- ``ModelOptions``: how the network is built (cell, units, layers, instance norm, ...).
+- ``TrainOptions``: how it is trained (epochs, learning rate, early stopping, seed, strategy).
+- ``WindowOptions``: how far it forecasts and how much history it reads.
+- ``FeatureOptions``: the setup, the calendar features and the scaler.
+- ``ForecasterConfig``: all of the above for one ``Forecaster``.
+- ``ResolvedSettings``: what a fitted forecaster actually used (lookback chosen from the
+  frequency, season, seed, inputs): what gets logged and printed, never ``None``.
+
+Defaults were chosen on validation data (the ETTh1 validation split, see
+``pipelines/etth1.yaml``): a 32-unit many-to-one LSTM with last-value instance normalisation and
+a linear skip from the lookback to the horizon.
+
+Every invalid value is a ``ConfigError`` whose message names the setting, what was received and
+what is allowed (with the closest word for a misspelt one).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from forecast.errors import ConfigError
+
+# -- the word lists, once ---------------------------------------------------------------------
+
+#: how recurrent layers turn a lookback into a horizon (``forecast.models.setups``).
+SETUPS = ("many_to_one", "one_to_many", "seq2seq", "synced", "segment")
+#: our recurrent cells (``forecast.layers``).
+CELLS = ("lstm", "peephole", "gru")
+#: instance normalisation of each window (``forecast.models.normalization``).
+INSTANCE_NORMS = ("none", "revin", "last")
+#: how the segment setup decodes the horizon segments.
+SEGMENT_DECODERS = ("parallel", "recurrent")
+#: scalers fitted on the training part only (``forecast.data.scaling``).
+SCALERS = ("standard", "minmax", "robust")
+#: training losses (``forecast.training.fit``).
+LOSSES = ("mse", "mae", "huber", "pinball")
+#: learning-rate schedules.
+LR_SCHEDULES = ("plateau", "cosine", "constant")
+#: ``tf.distribute`` strategies (``forecast.training.distributed``).
+STRATEGIES = ("default", "mirrored", "multi_worker")
+#: point metrics shown by the CLI and compared by promotion (lower is better).
+POINT_METRICS = ("mae", "rmse", "mape", "smape", "mase")
+#: metrics a pipeline may report.
+METRICS = (*POINT_METRICS, "pinball", "coverage")
+#: metrics promotion can compare; all are errors (lower is better).
+PROMOTION_METRICS = (*POINT_METRICS, "mse")
+#: the baselines every model is judged against (``forecast.models.baselines``).
+BASELINES = ("naive", "seasonal_naive", "linear")
+#: how ``load_csv`` fills short gaps and missing cells.
+FILLS = ("interpolate", "ffill", "zero", "error")
+#: what ``load_csv`` does with duplicate timestamps.
+DUPLICATES = ("error", "first", "last", "mean")
+#: rolling-origin backtest layouts.
+BACKTEST_MODES = ("expanding", "sliding")
+
+
+def suggest(setting: str, value, choices) -> ConfigError:
+    """A ConfigError naming the received value, the valid choices and the closest one.
+
+    Example:
+        >>> str(suggest("cell", "lstn", CELLS))
+        "unknown cell 'lstn'; choose one of 'lstm', 'peephole', 'gru'. Did you mean 'lstm'?"
+    """
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ConfigError(
+        f"unknown {setting} {value!r}; choose one of {', '.join(map(repr, choices))}.{hint}"
+    )
+
+
+def _word(setting: str, choices: tuple[str, ...]):
+    """A before-validator: a word from ``choices``, or the ``suggest`` message."""
+
+    def check(value):
+        if value not in choices:
+            raise ValueError(str(suggest(setting, value, choices)))
+        return value
+
+    return BeforeValidator(check)
+
+
+def _positive_int(name: str):
+    """A before-validator with Keras's message: "`units` must be a positive integer..."."""
+
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _strict_bool(name: str):
+    def check(value):
+        if not isinstance(value, bool):
+            raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def check_quantiles(quantiles) -> tuple[float, ...]:
+    """Validates a quantile list and returns it as a tuple of floats.
+
+    Raises:
+        ConfigError: empty, not numbers, outside (0, 1), or not strictly increasing.
+
+    Example:
+        >>> check_quantiles([0.1, 0.5, 0.9])
+        (0.1, 0.5, 0.9)
+    """
+    try:
+        values = tuple(float(q) for q in quantiles)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"`quantiles` must be a list of numbers in (0, 1). Received: quantiles={quantiles!r}"
+        ) from None
+    if not values:
+        raise ConfigError("`quantiles` must hold at least one value, e.g. (0.1, 0.5, 0.9). "
+                          "Received: quantiles=()")
+    outside = [q for q in values if not (0.0 < q < 1.0) or math.isnan(q)]
+    if outside:
+        raise ConfigError(
+            f"`quantiles` must lie strictly between 0 and 1; {outside} do not. "
+            f"Received: quantiles={list(values)}"
+        )
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise ConfigError(
+            "`quantiles` must be strictly increasing, e.g. (0.1, 0.5, 0.9). "
+            f"Received: quantiles={list(values)}"
+        )
+    return values
+
+
+def _quantiles(value):
+    if value is None:
+        return None
+    try:
+        return check_quantiles(value)
+    except ConfigError as exc:  # -> pydantic's ValueError: one message per setting
+        raise ValueError(str(exc)) from None
+
+
+Quantiles = Annotated[tuple[float, ...] | None, BeforeValidator(_quantiles)]
+
+
+# -- error messages ---------------------------------------------------------------------------
+
+
+def _fields_at(model: type[BaseModel], loc) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def describe_errors(exc: ValidationError, model: type[BaseModel], what: str) -> str:
+    """One line naming every invalid setting of ``exc`` (raised validating ``model``).
+
+    An unknown key names the closest known one: ``unknown model option 'unitz'; the options
+    are cell, units, ... Did you mean 'units'?``.
+    """
+    problems = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+        if err["type"] == "extra_forbidden":
+            key, known = str(loc[-1]), _fields_at(model, loc[:-1])
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            group = str(loc[-2]) if len(loc) > 1 else what
+            problems.append(f"unknown {group} option {key!r}; the options are "
+                            f"{', '.join(known)}.{hint}")
+            continue
+        message = err["msg"].removeprefix("Value error, ").rstrip(".")
+        place = ".".join(str(p) for p in loc)
+        if err["type"] != "value_error" and "input" in err and not isinstance(err["input"], dict):
+            message += f". Received: {err['input']!r}"
+        named = loc and f"`{loc[-1]}`" in message or f"unknown {loc[-1] if loc else ''}" in message
+        problems.append(f"{place}: {message}" if place and not named else message)
+    return "; ".join(problems)
+
+
+class _Settings(BaseModel):
+    """Base of the settings: unknown keys are an error; ``parse`` makes bad values a
+    ``ConfigError`` (direct construction raises pydantic's ``ValidationError``)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    #: the word used for this group in messages ("model", "train", ...)
+    WHAT: ClassVar[str] = "setting"
+
+    @classmethod
+    def parse(cls, data):
+        """An instance from an instance or a mapping of its fields.
+
+        Raises:
+            ConfigError: an unknown key (with the closest known one) or an invalid value.
+        """
+        if isinstance(data, cls):
+            return data
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.WHAT} settings must be a mapping of their fields. "
+                              f"Received: {data!r}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(describe_errors(exc, cls, cls.WHAT)) from None
+
+    @classmethod
+    def default(cls, name: str):
+        """The default of field ``name`` (what the CLI shows in ``--help``)."""
+        return cls.model_fields[name].get_default(call_default_factory=True)
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        """The documentation of field ``name`` (the CLI option's help)."""
+        return cls.model_fields[name].description or name
+
+
+# -- the network ------------------------------------------------------------------------------
+
+
+class ModelOptions(_Settings):
+    """How a setup is built (everything but the setup and the window shape).
+
+    Example:
+        >>> ModelOptions(cell="gru", units=16).to_dict()["cell"]
+        'gru'
+    """
+
+    WHAT: ClassVar[str] = "model"
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    cell: Annotated[str, _word("cell", CELLS)] = Field(
+        "lstm", description="Recurrent cell: lstm, peephole (LSTM with peepholes) or gru.")
+    units: Annotated[int, _positive_int("units")] = Field(
+        32, description="Units of every recurrent layer (the segment setup's embedding size).")
+    layers: Annotated[int, _positive_int("layers")] = Field(
+        1, description="Stacked recurrent layers (in the encoder and in the decoder).")
+    dropout: float = Field(0.0, description="Dropout after every recurrent layer, in [0, 1).")
+    quantiles: Quantiles = Field(
+        None, description="Quantile levels for probabilistic forecasts (None: point forecasts).")
+    instance_norm: Annotated[str, _word("instance_norm", INSTANCE_NORMS)] = Field(
+        "last", description="Instance normalisation of each window: none, revin (mean/std and "
+                             "a learned affine) or last (subtract the last value); chosen on "
+                             "the ETTh1 validation split.")
+    channel_independent: Annotated[bool, _strict_bool("channel_independent")] = Field(
+        False, description="Run each target channel as its own univariate series through shared "
+                           "weights (only when the inputs are the targets alone).")
+    linear_skip: Annotated[bool, _strict_bool("linear_skip")] = Field(
+        True, description="Add a linear map from the lookback to the horizon to the output.")
+    seed: int | None = Field(
+        None, description="Seed of the weights and dropout; None: the training seed.")
+    segment_length: Annotated[int, _positive_int("segment_length")] = Field(
+        24, description="Segment setup: steps per segment w (lookback and horizon multiples).")
+    segment_decoder: Annotated[str, _word("segment_decoder", SEGMENT_DECODERS)] = Field(
+        "parallel", description="Segment setup: decode all horizon segments at once "
+                                "(parallel) or one after another (recurrent).")
+
+    @field_validator("dropout", mode="before")
+    @classmethod
+    def _dropout(cls, value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+            raise ValueError(f"`dropout` must be a number in [0, 1). Received: dropout={value!r}")
+        return float(value)
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed(cls, value):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"`seed` must be an integer or None. Received: seed={value!r}")
+        return value
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON (quantiles as a list)."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelOptions:
+        """Inverse of ``to_dict``.
+
+        Raises:
+            ConfigError: an unknown key (with the closest known one) or an invalid value.
+        """
+        return cls.parse(data)
+
+    def replace(self, **changes) -> ModelOptions:
+        """A validated copy with ``changes`` applied.
+
+        Raises:
+            ConfigError: an unknown key or an invalid value.
+        """
+        return type(self).parse({**self.model_dump(), **changes})
+
+
+# -- training ---------------------------------------------------------------------------------
+
+
+class TrainOptions(_Settings):
+    """How ``forecast.training.fit`` trains a model.
+
+    ``seed`` seeds Python, NumPy and TensorFlow at the start of ``fit``; weights are initialised
+    when the model is built, so ``Forecaster`` seeds before building too. ``deterministic`` also
+    calls ``tf.config.experimental.enable_op_determinism()`` (process-wide, slower; needed for
+    bitwise-equal runs on a GPU). ``strategy``: ``default`` one device; ``mirrored`` every local
+    GPU (or logical CPU device); ``multi_worker`` the machines in ``TF_CONFIG``; ``batch_size``
+    stays the global batch, split among the replicas (see ``forecast.training.distributed``).
+    """
+
+    WHAT: ClassVar[str] = "train"
+
+    epochs: int = Field(20, ge=1, description="Most passes over the training data (early "
+                                              "stopping on the validation split may end sooner).")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam's (initial) learning rate.")
+    lr_schedule: Literal[LR_SCHEDULES] = Field(
+        "plateau", description="plateau halves the rate when the validation loss stalls "
+                               "(patience max(1, patience // 2)); cosine decays it to 0; "
+                               "constant.")
+    loss: Literal[LOSSES] = Field(
+        "mse", description="mse, mae, huber or pinball (quantile models; needs quantiles).")
+    quantiles: Quantiles = Field(
+        None, description="Quantile levels of the model's last axis, for loss=pinball.")
+    patience: int | None = Field(
+        5, ge=1, description="Epochs without improvement before early stopping (best weights "
+                             "restored); None disables it.")
+    min_delta: float = Field(0.0, ge=0, description="Least change counted as improvement.")
+    checkpoint_dir: Path | None = Field(
+        None, description="Keep best.keras and backup/ (resume a killed run) here.")
+    seed: int | None = Field(42, description="Random seed (None: a fresh one, recorded).")
+    deterministic: bool = Field(False, description="Bitwise-reproducible ops (slower).")
+    verbose: Literal[0, 1, 2] = Field(
+        2, description="Keras output: 0 silent, 1 progress bar, 2 one line per epoch.")
+    clipnorm: float | None = Field(None, gt=0, description="Clip each gradient to this norm.")
+    huber_delta: float = Field(1.0, gt=0, description="The Huber loss's switch point.")
+    strategy: Literal[STRATEGIES] = Field(
+        "default", description="default (one device), mirrored (every local GPU, or CPU "
+                               "device) or multi_worker (the cluster in TF_CONFIG; the chief "
+                               "tracks and saves).")
+
+    @model_validator(mode="after")
+    def _pinball_needs_quantiles(self):
+        if self.loss == "pinball" and not self.quantiles:
+            raise ValueError(
+                'loss="pinball" needs the quantile levels: set quantiles, e.g. [0.1, 0.5, 0.9].'
+            )
+        return self
+
+
+# -- the window and the features ---------------------------------------------------------------
+
+
+class WindowOptions(_Settings):
+    """How far the model forecasts and how much history it reads."""
+
+    WHAT: ClassVar[str] = "window"
+
+    horizon: int = Field(ge=1, description="Steps to forecast.")
+    lookback: int | None = Field(
+        None, ge=1, description="Steps of history read; None picks one from the frequency "
+                                "(two weeks of hourly data, else two seasons; at least two "
+                                "horizons, at most a quarter of the training rows).")
+
+
+class FeatureOptions(_Settings):
+    """Which setup reads the windows, and how the columns are prepared for it."""
+
+    WHAT: ClassVar[str] = "model"
+
+    setup: Annotated[str, _word("setup", SETUPS)] = Field(
+        "many_to_one", description="many_to_one, one_to_many, seq2seq, synced or segment.")
+    calendar: bool = Field(
+        True, description="Calendar features (hour, weekday, month as sin/cos) as known-future "
+                          "inputs.")
+    scaler: Literal[SCALERS] = Field(
+        "standard", description="standard, minmax or robust, fitted on the training part only.")
+
+
+class BatchOptions(_Settings):
+    """The batch of windows per training step."""
+
+    WHAT: ClassVar[str] = "train"
+
+    batch_size: int = Field(32, ge=1, description="Windows per batch.")
+
+
+class ForecasterConfig(WindowOptions, FeatureOptions, BatchOptions):
+    """Everything that decides a forecaster, as data (unknown keys are an error).
+
+    Example:
+        >>> ForecasterConfig(horizon=24, model={"units": 16}).model.units
+        16
+    """
+
+    WHAT: ClassVar[str] = "forecaster"
+
+    model: ModelOptions = Field(default_factory=ModelOptions,
+                                description="How the network is built.")
+    train: TrainOptions = Field(default_factory=TrainOptions,
+                                description="How it is trained.")
+
+
+def parse_config(data: dict | ForecasterConfig) -> ForecasterConfig:
+    """Validates a forecaster configuration.
+
+    Raises:
+        ConfigError: one message naming each invalid setting.
+    """
+    if isinstance(data, ForecasterConfig):
+        return data
+    try:
+        return ForecasterConfig.parse(data)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid forecaster settings: {exc}") from None
+
+
+class ResolvedSettings(BaseModel):
+    """What a fitted forecaster actually used: the config with nothing left to choose.
+
+    Attributes:
+        config: the ``ForecasterConfig`` with ``lookback``, ``train.seed`` and ``model.seed``
+            filled in.
+        freq: the series' frequency (pandas alias).
+        season: the seasonal period used by MASE and the seasonal-naive baseline.
+        n_series: series trained on.
+        targets, past_covariates, future_covariates: the model's inputs.
+        lookback_reason: why this lookback, in words ("two weeks of hourly data").
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: ForecasterConfig
+    freq: str | None
+    season: int
+    n_series: int = 1
+    targets: list[str]
+    past_covariates: list[str] = Field(default_factory=list)
+    future_covariates: list[str] = Field(default_factory=list)
+    lookback_reason: str
+
+    def summary(self) -> str:
+        """One line: what was chosen and why."""
+        config = self.config
+        return (f"lookback {config.lookback} = {self.lookback_reason}; horizon "
+                f"{config.horizon}, season {self.season}, {config.setup} {config.model.cell} "
+                f"{config.model.units} units, seed {config.train.seed}")
+
+    def flat(self) -> dict:
+        """The settings as JSON-ready data, the config's fields first (what ``--json``,
+        MLflow params and ``config.yaml`` hold)."""
+        data = self.model_dump(mode="json")
+        return {**data.pop("config"), **data}
