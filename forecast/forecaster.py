@@ -29,6 +29,7 @@ from forecast.data import (
     calendar_feature_names,
     make_dataset,
 )
+from forecast.data.dataset import attach, describe
 from forecast.data.frequency import lookback_choice, season_for_freq
 from forecast.data.windows import window_targets
 from forecast.errors import ConfigError, DataError, ModelError
@@ -39,6 +40,7 @@ from forecast.training import FitResult, fit, make_strategy, set_seed
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "forecaster.json"
+NETWORK = "network"
 
 
 def with_lookback(config: dict | ForecasterConfig, freq: str | None,
@@ -89,6 +91,8 @@ class Forecaster:
         self.insample: np.ndarray | None = None
         self.baselines: dict[str, dict] = {}
         self.fit_result: FitResult | None = None
+        #: ``"network"`` (the Keras model) or a baseline's name when ``as_baseline`` made it
+        self.kind = NETWORK
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -126,6 +130,8 @@ class Forecaster:
         """Which recurrent kernel the model ran (``cudnn``/``fused``/...), for tracking."""
         if self.model is None:
             return "unknown"
+        if self.kind != NETWORK:
+            return "none (baseline)"
         kernels = {
             str(layer.kernel_used)
             for layer in _all_layers(self.model)
@@ -211,11 +217,9 @@ class Forecaster:
                 "Forecaster trains on one series; select one series of the long-format frame "
                 "(frame.xs(series_id, level=0)) or train one forecaster per series."
             )
-        targets = list(train.attrs.get("targets") or train.columns)
-        covariates = [c for c in train.attrs.get("covariates") or [] if c not in targets]
-        self.freq = train.attrs.get("freq") or (
-            pd.infer_freq(train.index) if len(train) > 2 else None
-        )
+        info = describe(train)
+        targets, covariates = list(info.targets), list(info.covariates)
+        self.freq = info.freq
         calendar = calendar_feature_names(self.freq) if self.config.calendar and self.freq else []
         if self.config.lookback is None:
             lookback, self.lookback_reason = lookback_choice(
@@ -293,6 +297,34 @@ class Forecaster:
             name: baseline_from_json(json.dumps(state)) for name, state in self.baselines.items()
         }
 
+    def as_baseline(self, name: str) -> Forecaster:
+        """This forecaster with one of its fitted baselines in place of the network.
+
+        The copy shares the scaler, window spec, frequency and baselines, so it takes the same
+        raw history, predicts through the same ``predict`` and serves through the same pyfunc;
+        it saves as JSON only (no ``model.keras``). Registration makes one champion when the
+        baseline beats the network on the backtest.
+
+        Args:
+            name: ``naive``, ``seasonal_naive`` or ``linear`` (one that was fitted).
+
+        Returns:
+            A new ``Forecaster`` whose ``kind`` is ``name``.
+
+        Raises:
+            ModelError: not fitted, or no such fitted baseline.
+        """
+        self._require_fitted()
+        if name not in self.baselines:
+            raise ModelError(f"no fitted baseline {name!r}; this forecaster has "
+                             f"{sorted(self.baselines)}.")
+        copy = Forecaster(self.config, lookback_reason=self.lookback_reason)
+        copy.spec, copy.freq, copy.scaler = self.spec, self.freq, self.scaler
+        copy.insample, copy.baselines = self.insample, self.baselines
+        copy.model = baseline_from_json(json.dumps(self.baselines[name]))
+        copy.kind = name
+        return copy
+
     def _inverse(self, scaled: np.ndarray) -> np.ndarray:
         targets = list(self.spec.targets)
         if scaled.ndim == 4:  # [N, H, T, Q] -> [N, H, Q, T] -> inverse -> back
@@ -316,7 +348,7 @@ class Forecaster:
         """
         self._require_fitted()
         spec = self.spec
-        source = history.attrs.get("source", "<history>")
+        source = describe(history).source
         missing = [c for c in self._scaled_columns() if c not in history.columns]
         if missing:
             raise DataError(
@@ -335,7 +367,7 @@ class Forecaster:
         future_index.name = past.index.name
         padding = pd.DataFrame(0.0, index=future_index, columns=past.columns)
         window = pd.concat([past, padding])
-        window.attrs = {**history.attrs, "freq": self.freq}
+        attach(window, describe(history).with_(freq=self.freq))
         window = self.scaler.transform(self._with_features(window))
         values = window[list(spec.input_columns)].to_numpy(dtype=np.float32)[None]
         inputs = values[:, : spec.lookback]
@@ -365,6 +397,7 @@ class Forecaster:
         self._require_fitted()
         return {
             "config": self.config.model_dump(mode="json"),
+            "kind": self.kind,
             "lookback_reason": self.lookback_reason,
             "spec": self.spec.to_dict(),
             "freq": self.freq,
@@ -378,7 +411,8 @@ class Forecaster:
         self._require_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        self.model.save(folder / MODEL_FILE)
+        if self.kind == NETWORK:
+            self.model.save(folder / MODEL_FILE)
         (folder / STATE_FILE).write_text(json.dumps(self.state(), indent=1))
         return folder
 
@@ -390,23 +424,43 @@ class Forecaster:
             ModelError: the folder does not hold a saved forecaster.
         """
         folder = Path(path)
+        if (folder / STATE_FILE).is_file() and not (folder / MODEL_FILE).is_file():
+            return cls._load_baseline(folder)
         if not (folder / MODEL_FILE).is_file() or not (folder / STATE_FILE).is_file():
             raise ModelError(
                 f"{folder} does not hold a saved forecaster ({MODEL_FILE} and {STATE_FILE}); "
                 "save one with Forecaster.save(path) or `forecast train --save PATH`."
             )
+        forecaster = cls._from_state(folder)
+        try:
+            forecaster.model = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True)
+        except (ValueError, OSError, TypeError) as exc:
+            raise ModelError(f"{folder / MODEL_FILE} cannot be loaded: {exc}") from None
+        return forecaster
+
+    @classmethod
+    def _load_baseline(cls, folder: Path) -> Forecaster:
+        """A saved baseline forecaster (``as_baseline``): JSON only."""
+        forecaster = cls._from_state(folder)
+        kind = forecaster.kind
+        if kind == NETWORK or kind not in forecaster.baselines:
+            raise ModelError(
+                f"{folder} does not hold a saved forecaster ({MODEL_FILE} is missing and "
+                f"{STATE_FILE} names no saved baseline); save one with Forecaster.save(path).")
+        forecaster.model = baseline_from_json(json.dumps(forecaster.baselines[kind]))
+        return forecaster
+
+    @classmethod
+    def _from_state(cls, folder: Path) -> Forecaster:
         state = json.loads((folder / STATE_FILE).read_text())
         forecaster = cls(state["config"])
+        forecaster.kind = state.get("kind", NETWORK)
         forecaster.lookback_reason = state.get("lookback_reason") or "given"
         forecaster.spec = WindowSpec.from_dict(state["spec"])
         forecaster.freq = state["freq"]
         forecaster.scaler = Scaler.from_json(json.dumps(state["scaler"]))
         forecaster.insample = np.asarray(state["insample_tail"], dtype=np.float64)
         forecaster.baselines = state["baselines"]
-        try:
-            forecaster.model = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True)
-        except (ValueError, OSError, TypeError) as exc:
-            raise ModelError(f"{folder / MODEL_FILE} cannot be loaded: {exc}") from None
         return forecaster
 
 

@@ -427,6 +427,23 @@ class ForecasterConfig(WindowOptions, FeatureOptions, BatchOptions):
                                 description="How it is trained.")
 
 
+class PromotionOptions(_Settings):
+    """How a registered model is judged against the champion and the baselines
+    (``forecast.evaluation.promotion``)."""
+
+    WHAT: ClassVar[str] = "register"
+
+    promotion_metric: Literal[PROMOTION_METRICS] = Field(
+        "mase", description="Metric the promotion backtest compares (lower wins).")
+    promotion_folds: int = Field(3, ge=1, description="Rolling-origin folds of the promotion "
+                                                      "backtest.")
+    promotion_epochs: int | None = Field(
+        None, ge=1, description="Override the epochs in the promotion backtest (faster).")
+    allow_worse_than_baseline: bool = Field(
+        False, description="Promote a model that beats the champion even when a baseline beats "
+                           "it (otherwise the champion is never worse than a baseline).")
+
+
 def parse_config(data: dict | ForecasterConfig) -> ForecasterConfig:
     """Validates a forecaster configuration.
 

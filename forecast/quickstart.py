@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from forecast.paths import PROJECT_ROOT
+
 BUNDLED_ETTH1 = PROJECT_ROOT / "datasets" / "ETTh1.csv"
 QUICKSTART_PIPELINE = PROJECT_ROOT / "pipelines" / "quickstart.yaml"
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.data import WindowSpec, chronological_split, load_csv
+from forecast.data.dataset import describe
 from forecast.errors import ConfigError
 from forecast.evaluation import BaselineEstimator, backtest, compute_metrics
 from forecast.forecaster import Forecaster, with_lookback
@@ -56,6 +57,7 @@ class TrainReport:
             "per_step": {"model": self.per_step},
             "settings": forecaster.resolved.flat(),
             "chosen": forecaster.resolved.summary(),
+            "versus": versus_best_baseline(self.metrics),
             "sizes": self.sizes,
             "training": {
                 "epochs_run": fit_result.epochs_run if fit_result else None,
@@ -68,6 +70,31 @@ class TrainReport:
             },
             **self.extra,
         }
+
+
+def versus_best_baseline(metrics: dict, metric: str = "mase") -> str:
+    """One line: the model's test metric beside the best baseline's, with the difference.
+
+    Args:
+        metrics: ``{"model": {...}, "baselines": {name: {...}}}``.
+        metric: the metric compared (MASE, else MAE when MASE is missing).
+
+    Example:
+        >>> versus_best_baseline({"model": {"mase": 0.86}, "baselines": {"linear": {"mase": 0.8}}})
+        'test MASE: model 0.86 vs best baseline linear 0.8 (model +7.5%: worse)'
+    """
+    if metric not in metrics["model"]:
+        metric = "mae"
+    model = metrics["model"].get(metric)
+    scores = {name: values[metric] for name, values in metrics["baselines"].items()
+              if values.get(metric) is not None and np.isfinite(values[metric])}
+    if model is None or not scores:
+        return f"test {metric.upper()}: model {model}; no baseline to compare with"
+    best = min(scores, key=scores.get)
+    change = (model - scores[best]) / abs(scores[best]) if scores[best] else float("nan")
+    verdict = "better" if model < scores[best] else "worse" if model > scores[best] else "tied"
+    return (f"test {metric.upper()}: model {model:.4g} vs best baseline {best} "
+            f"{scores[best]:.4g} (model {change:+.1%}: {verdict})")
 
 
 def _point(metrics: dict) -> dict:
@@ -151,7 +178,7 @@ def train_and_evaluate(
         DataError, ConfigError, ModelError: see ``Forecaster.fit``.
     """
     n_train = int(len(frame) * (1 - val - test)) if borders is None else borders[0]
-    config, reason = with_lookback(config, frame.attrs.get("freq"), n_train)
+    config, reason = with_lookback(config, describe(frame).freq, n_train)
     parts = chronological_split(frame, val=val, test=test, borders=borders,
                                 lookback=config.lookback)
     started = time.perf_counter()
@@ -210,7 +237,7 @@ def run_backtest(
     Raises:
         ConfigError: invalid settings; DataError: too few rows for the folds.
     """
-    config, _ = with_lookback(config, frame.attrs.get("freq"), len(frame) // 2)
+    config, _ = with_lookback(config, describe(frame).freq, len(frame) // 2)
     probe = Forecaster(config)
     probe._describe(frame)
     spec = probe.spec

@@ -8,6 +8,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+# the registry fixtures (tiny forecasters, a fresh MLflow store) for the registry and promotion
+pytest_plugins = ["tests.registry_helpers"]
+
 
 def synthetic_frame(n: int = 480, seed: int = 0, freq: str = "h") -> pd.DataFrame:
     """A daily sine + trend + noise series with a covariate, as a CSV would hold it."""

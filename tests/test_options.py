@@ -88,6 +88,7 @@ window: {horizon: 6}
 def test_cli_pipeline_and_forecaster_train_the_same_model(tmp_path, capsys):
     """Data, target and horizon only: the same resolved settings and the same weights."""
     from forecast.data import chronological_split, load_csv
+    from forecast.data.dataset import describe
     from forecast.forecaster import Forecaster
     from forecast.pipelines import run_pipeline
 
@@ -107,7 +108,7 @@ def test_cli_pipeline_and_forecaster_train_the_same_model(tmp_path, capsys):
     forecaster_config = ForecasterConfig(horizon=6, train={"verbose": 0})
     from forecast.forecaster import with_lookback
 
-    config, reason = with_lookback(forecaster_config, frame.attrs["freq"], int(len(frame) * 0.7))
+    config, reason = with_lookback(forecaster_config, describe(frame).freq, int(len(frame) * 0.7))
     parts = chronological_split(frame, val=0.1, test=0.2, lookback=config.lookback)
     python = Forecaster(config, lookback_reason=reason).fit(parts.train, parts.val)
 

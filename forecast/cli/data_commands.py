@@ -24,6 +24,7 @@ def inspect(
     horizon: int = typer.Option(None, "--horizon", help="... and this horizon."),
 ) -> None:
     """Load a CSV the way training would and describe what was found."""
+    from forecast.data.dataset import describe
     from forecast.data.io import load_csv
 
     frame = load_csv(
@@ -35,15 +36,16 @@ def inspect(
     index = frame.index
     times = index.get_level_values(-1)
     table.add_row("rows", str(len(frame)))
-    table.add_row("frequency", str(frame.attrs.get("freq")))
+    info = describe(frame)
+    table.add_row("frequency", str(info.freq))
     table.add_row("from", str(times.min()))
     table.add_row("to", str(times.max()))
-    table.add_row("targets", ", ".join(frame.attrs.get("targets", [])))
-    table.add_row("covariates", ", ".join(frame.attrs.get("covariates", [])) or "-")
+    table.add_row("targets", ", ".join(info.targets))
+    table.add_row("covariates", ", ".join(info.covariates) or "-")
     if lookback and horizon:
         from forecast.data.windows import WindowSpec
 
-        spec = WindowSpec(lookback, horizon, tuple(frame.attrs.get("targets", frame.columns)))
+        spec = WindowSpec(lookback, horizon, info.targets)
         label = f"windows (lookback {lookback}, horizon {horizon})"
         table.add_row(label, str(spec.n_windows(frame)))
     _console.print(table)

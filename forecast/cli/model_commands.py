@@ -19,6 +19,7 @@ from forecast.options import (
     BatchOptions,
     FeatureOptions,
     ModelOptions,
+    PromotionOptions,
     TrainOptions,
     WindowOptions,
 )
@@ -67,9 +68,10 @@ def _cluster_role(strategy: str, register_as: str | None):
 
 
 def _default_horizon(frame) -> int:
+    from forecast.data.dataset import describe
     from forecast.data.frequency import season_for_freq
 
-    return season_for_freq(frame.attrs.get("freq"), default=24)
+    return season_for_freq(describe(frame).freq, default=24)
 
 
 def _metrics_table(title: str, metrics: dict) -> Table:
@@ -139,8 +141,10 @@ def train(
     register_as: str = typer.Option(None, "--register",
                                     help="Register the model under this name (challenger; "
                                          "champion if it wins the backtest)."),
-    promote_metric: str = typer.Option("mase", "--promote-metric",
-                                       help="Metric the promotion backtest compares."),
+    promote_metric: str = _option(PromotionOptions, "promotion_metric", "--promote-metric"),
+    promote_folds: int = _option(PromotionOptions, "promotion_folds", "--promote-folds"),
+    allow_worse: bool = _option(PromotionOptions, "allow_worse_than_baseline",
+                                "--allow-worse-than-baseline"),
     strategy: str = _option(TrainOptions, "strategy", "--strategy"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
 ) -> None:
@@ -173,7 +177,9 @@ def train(
 
             tracked = train_tracked(frame, config, source=str(csv.resolve()), time_col=time_col,
                                     val=val, test=test, register=register_as,
-                                    promote_metric=promote_metric, experiment=experiment)
+                                    promote_metric=promote_metric,
+                                    promote_folds=promote_folds, experiment=experiment,
+                                    allow_worse_than_baseline=allow_worse)
             report, result = tracked.report, tracked.to_dict()
         else:
             report = train_and_evaluate(frame, config, val=val, test=test)
@@ -188,9 +194,17 @@ def train(
     if as_json:
         print(json.dumps(result))
         return
+    _print_training(result, csv=csv, save=save, role=role, register_as=register_as)
+
+
+def _print_training(result: dict, *, csv: Path, save: Path | None, role,
+                    register_as: str | None) -> None:
+    """The human summary of ``forecast train``: metrics beside the baselines, what was chosen,
+    how training went, and what registration decided."""
     _console.print(_metrics_table(
         f"{csv.name}: test part, {result['sizes']['test_windows']} windows, original units",
         result))
+    _console.print(result["versus"])
     _console.print(result["chosen"])
     training = result["training"]
     distributed = ""
@@ -210,6 +224,9 @@ def train(
             promotion = tracking["promotion"] or {}
             _console.print(f"registered {register_as} version {tracking['version']}: "
                            f"{promotion.get('reason', '')}")
+            _console.print(f"champion of {register_as}: version "
+                           f"{promotion.get('champion_version')} "
+                           f"({promotion.get('champion_kind') or 'none'})")
         _console.print("open the MLflow UI with: forecast ui")
 
 

@@ -65,6 +65,8 @@ def list_command(
         return
     table = Table(title=f"registered model {name}")
     table.add_column("version", justify="right", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
     table.add_column("aliases", no_wrap=True)
     table.add_column("decision", no_wrap=True)
     table.add_column("backtest (lower wins)")
@@ -80,7 +82,9 @@ def list_command(
         decision = tags.get("promotion.decision", "-")
         if tags.get("rolled_back"):
             decision += " (rolled back)"
-        table.add_row(str(row["version"]), ", ".join(row["aliases"]) or "-", decision,
+        score = "-" if row["score"] is None else f"{row['metric']} {row['score']:.4f}"
+        table.add_row(str(row["version"]), row["kind"], score,
+                      ", ".join(row["aliases"]) or "-", decision,
                       backtest, row["created"][:16].replace("T", " "))
     _console.print(table)
     history = champion_history(name)
@@ -95,8 +99,7 @@ def promote_command(
     """Make a version the champion by hand (no backtest); `rollback` undoes it."""
     from forecast.tracking.registry import promote
 
-    decision = promote(name, version)
-    _console.print(decision.reason)
+    _console.print(promote(name, version))
 
 
 @registry_app.command("rollback")
@@ -125,33 +128,46 @@ def evaluate_command(
                                help="Override both versions' epochs (faster, less faithful)."),
     time_col: str = typer.Option(None, "--time-col", help="Timestamp column (auto-detected)."),
     freq: str = typer.Option(None, "--freq", help="Sampling frequency (inferred)."),
+    allow_worse: bool = typer.Option(False, "--allow-worse-than-baseline",
+                                     help="Promote a version that beats the champion even when "
+                                          "a baseline beats it."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
 ) -> None:
-    """Backtest a version against the champion on the same folds; promote it if it is better.
+    """Backtest a version against the champion and the baselines on the same folds; the best
+    one becomes champion (a baseline too, registered as its own version).
 
     Each fold refits both configurations on its training rows: folds x 2 trainings.
     """
-    from forecast.tracking.registry import promote_if_better, version_state
+    from forecast.evaluation.promotion import promote_if_better
+    from forecast.tracking.registry import version_state
     from forecast.workflow import load_for_training
 
     spec = version_state(name, version).get("spec") or {}
     frame = load_for_training(csv, time_col=time_col, targets=spec.get("targets") or None,
                               covariates=spec.get("past_covariates") or None, freq=freq)
     decision = promote_if_better(name, version, frame, metric=metric, folds=folds,
-                                 fold_size=fold_size, mode=mode, epochs=epochs)
+                                 fold_size=fold_size, mode=mode, epochs=epochs,
+                                 allow_worse_than_baseline=allow_worse)
     if as_json:
         print(json.dumps(decision.to_dict()))
         return
     if decision.folds:
         table = Table(title=f"{name}: version {decision.version} vs champion "
-                            f"version {decision.champion_version_before} ({decision.metric})")
-        for column in ("fold", "origin", "test end", "challenger", "champion"):
+                            f"version {decision.champion_version_before} and the baselines "
+                            f"({decision.metric}, lower wins)")
+        who = ["challenger", "champion", *decision.baselines]
+        for column in ("fold", "origin", "test end", *who):
             table.add_column(column, justify="right")
+
+        def cell(value):
+            return "-" if value is None else f"{value:.4f}"
+
         for fold in decision.folds:
             table.add_row(str(fold["fold"]), fold["origin"], fold["test_end"],
-                          f"{fold['challenger']:.4f}", f"{fold['champion']:.4f}")
-        table.add_row("mean", "", "", f"{decision.challenger_score:.4f}",
-                      f"{decision.champion_score:.4f}")
+                          *(cell(fold.get(w)) for w in who))
+        table.add_row("mean", "", "", cell(decision.challenger_score),
+                      cell(decision.champion_score),
+                      *(cell(decision.baselines[b]) for b in decision.baselines))
         _console.print(table)
     _console.print(("promoted: " if decision.promoted else "not promoted: ") + decision.reason)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecast.data.dataset import carry, describe
 from forecast.errors import ConfigError
 
 # (name, function of a DatetimeIndex giving a 0-based position, period)
@@ -90,15 +91,14 @@ def add_calendar_features(frame: pd.DataFrame, freq: str | None = None) -> pd.Da
 
     Args:
         frame: a frame from ``load_csv``.
-        freq: defaults to ``frame.attrs["freq"]``.
+        freq: defaults to the frame's own (``describe(frame).freq``).
 
     Raises:
         ConfigError: no frequency is known.
     """
-    freq = freq or frame.attrs.get("freq")
+    freq = freq or describe(frame).freq
     if not freq:
         raise ConfigError("calendar features need a frequency: pass freq= (e.g. 'h').")
     features = calendar_features(frame.index, freq)
     out = pd.concat([frame, features], axis=1)
-    out.attrs = dict(frame.attrs)
-    return out
+    return carry(frame, out)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecast.data.dataset import SeriesInfo, attach
 from forecast.data.frequency import (
     DEFAULT_MAX_GAP,
     FILL_CHOICES,
@@ -162,8 +163,9 @@ def load_csv(path, *, time_col=None, targets=None, covariates=None, id_col=None,
     Returns:
         A DataFrame with the columns ``targets + covariates`` (float64), indexed by a
         ``DatetimeIndex`` named after the time column with its frequency set (a
-        ``(id_col, time_col)`` MultiIndex in long format); ``frame.attrs`` holds ``freq`` (alias),
-        ``time_col``, ``targets``, ``covariates``, ``id_col`` and ``source`` (the path).
+        ``(id_col, time_col)`` MultiIndex in long format). Its roles travel with it as a
+        ``forecast.data.dataset.SeriesInfo`` (``describe(frame)``: ``targets``,
+        ``covariates``, ``freq`` alias, ``time_col``, ``id_col``, ``source`` path).
 
     Raises:
         DataError: the file is missing, unreadable, empty, not text or not valid in a way the
@@ -173,7 +175,7 @@ def load_csv(path, *, time_col=None, targets=None, covariates=None, id_col=None,
     Example:
 
     >>> frame = load_csv("datasets/ETTh1.csv", targets="OT", covariates=["HUFL"])
-    >>> frame.shape, frame.attrs["freq"], frame.index.name
+    >>> frame.shape, describe(frame).freq, frame.index.name
     ((17420, 2), 'h', 'date')
     """
     options = _check_options(time_col=time_col, targets=targets, covariates=covariates,
@@ -650,6 +652,6 @@ def _assemble(parts, series, offset, names, time_col, targets, covariates, o: _O
         grid = parts[0][0].append([g for g, _ in parts[1:]]) if len(parts) > 1 else parts[0][0]
         index = pd.MultiIndex.from_arrays([keys, grid], names=[o.id_col, time_col])
         out = pd.DataFrame(np.concatenate([v for _, v in parts]), index=index, columns=names)
-    out.attrs = {"freq": offset.freqstr, "time_col": time_col, "targets": list(targets),
-                 "covariates": list(covariates), "id_col": o.id_col, "source": rows.source}
-    return out
+    return attach(out, SeriesInfo(
+        targets=tuple(targets), covariates=tuple(covariates), freq=offset.freqstr,
+        time_col=time_col, id_col=o.id_col, source=rows.source))

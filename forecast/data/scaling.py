@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
+from forecast.data.dataset import carry
 from forecast.errors import ConfigError, DataError
 
 _KINDS = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
@@ -202,5 +203,4 @@ class Scaler:
         out = frame.copy()
         for j, column in enumerate(self.columns):
             out[column] = values[:, j].astype(frame[column].dtype, copy=False)
-        out.attrs = dict(frame.attrs)
-        return out
+        return carry(frame, out)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from forecast.data.dataset import carry, describe
 from forecast.errors import ConfigError, DataError
 
 
@@ -125,8 +126,8 @@ def chronological_split(
     """
     if lookback < 0:
         raise ConfigError(f"`lookback` must be >= 0. Received: lookback={lookback}.")
-    source = frame.attrs.get("source", "<frame>")
-    id_col = frame.attrs.get("id_col")
+    info = describe(frame)
+    source, id_col = info.source, info.id_col
     if id_col and isinstance(frame.index, pd.MultiIndex):
         parts = {"train": [], "val": [], "test": []}
         first_borders = None
@@ -145,5 +146,5 @@ def chronological_split(
             frame, borders, val, test, lookback, source
         )
     for part in (train, val_part, test_part):
-        part.attrs = dict(frame.attrs)
+        carry(frame, part)
     return Split(train, val_part, test_part, result_borders, lookback)

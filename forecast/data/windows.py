@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from forecast.data.dataset import describe
 from forecast.errors import ConfigError, DataError
 
 
@@ -136,7 +137,7 @@ class WindowSpec:
         Raises:
             DataError: a missing column, NaN/inf, or fewer rows than ``lookback + horizon``.
         """
-        source = frame.attrs.get("source", "<frame>")
+        source = describe(frame).source
         missing = [c for c in self.input_columns if c not in frame.columns]
         if missing:
             raise DataError(

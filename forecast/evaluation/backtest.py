@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecast.data.dataset import describe
 from forecast.data.frequency import season_for_freq
 from forecast.data.scaling import Scaler
 from forecast.data.windows import WindowSpec, make_dataset, window_targets
@@ -85,8 +86,9 @@ class BaselineEstimator:
         scaled = self.scaler.transform(train_frame)
         dataset = make_dataset(scaled, self.spec, batch_size=self.batch_size)
         extra = {}
-        if self.name == "seasonal_naive" and train_frame.attrs.get("freq") is not None:
-            extra["freq"] = train_frame.attrs["freq"]
+        freq = describe(train_frame).freq
+        if self.name == "seasonal_naive" and freq is not None:
+            extra["freq"] = freq
         self.model.fit(dataset, self.spec, **extra)
         return self
 
@@ -217,7 +219,7 @@ def backtest(
         train_size: rows per training window in sliding mode (val part included); default the
             rows the oldest fold has.
         val_fraction: the share of each fold's fit rows passed as validation (0 for none).
-        season: MASE's seasonal lag; default from ``frame.attrs["freq"]`` (``season_for_freq``),
+        season: MASE's seasonal lag; default from the frame's frequency (``season_for_freq``),
             1 when the frequency is unknown.
         quantiles: quantile levels, when the estimator returns quantile forecasts (default:
             the estimator's ``quantiles`` attribute).
@@ -232,6 +234,47 @@ def backtest(
         DataError: too few rows for the folds (says how many are needed), or a long-format frame.
     """
     folds = _positive_int(folds, "folds")
+    info = describe(frame)
+    fold_size, train_size = _check_layout(frame, spec, info.source, folds, fold_size, mode,
+                                          train_size, val_fraction)
+    if season is None:
+        season = season_for_freq(info.freq, default=1)
+    spec.check_frame(frame)  # columns present and finite, before any fold runs
+    first_test = len(frame) - folds * fold_size
+    results: list[Fold] = []
+    levels = quantiles
+    for k in range(folds):
+        fold = _run_fold(frame, spec, factory, k, first_test + k * fold_size, fold_size,
+                         fit_start_rows=None if mode == "expanding" else train_size,
+                         val_fraction=val_fraction, season=season, levels=levels,
+                         metrics=metrics)
+        levels = levels if levels is not None else getattr(fold.estimator, "quantiles", None)
+        results.append(fold)
+    settings = {
+        "folds": folds,
+        "fold_size": fold_size,
+        "mode": mode,
+        "train_size": train_size,
+        "val_fraction": val_fraction,
+        "season": season,
+        "lookback": spec.lookback,
+        "horizon": spec.horizon,
+    }
+    return BacktestResult(results, _mean_metrics([f.metrics for f in results]), settings)
+
+
+def _check_layout(frame: pd.DataFrame, spec: WindowSpec, source: str, folds: int,
+                  fold_size: int | None, mode: str, train_size: int | None,
+                  val_fraction: float) -> tuple[int, int | None]:
+    """Checks the fold layout against the frame.
+
+    Returns:
+        ``(fold_size, train_size)`` with their defaults filled in (``train_size`` is None in
+        expanding mode).
+
+    Raises:
+        ConfigError: an invalid setting. DataError: too few rows, or a long-format frame.
+    """
     if mode not in ("expanding", "sliding"):
         raise ConfigError(f'`mode` must be "expanding" or "sliding". Received: mode={mode!r}.')
     if not 0.0 <= val_fraction < 1.0:
@@ -243,7 +286,6 @@ def backtest(
             "backtest runs on one series at a time; select one series of the long-format frame "
             "(frame.xs(series_id, level=0))."
         )
-    source = frame.attrs.get("source", "<frame>")
     n = len(frame)
     if fold_size is None:
         fold_size = max(spec.horizon, n // 10)
@@ -272,70 +314,59 @@ def backtest(
             f"{needed - folds * fold_size} to fit the oldest fold). Use fewer folds, a smaller "
             "fold_size or more data."
         )
-    if season is None:
-        season = season_for_freq(frame.attrs.get("freq"), default=1)
-    first_test = n - folds * fold_size
     if mode == "sliding" and train_size is None:
-        train_size = first_test
-    spec.check_frame(frame)  # columns present and finite, before any fold runs
-    levels = quantiles
+        train_size = n - folds * fold_size
+    return fold_size, train_size
 
-    results: list[Fold] = []
+
+def _run_fold(frame: pd.DataFrame, spec: WindowSpec, factory: Callable[[], Any], k: int,
+              test_start: int, fold_size: int, *, fit_start_rows: int | None,
+              val_fraction: float, season: int, levels, metrics) -> Fold:
+    """Fits a fresh estimator on the fold's fit rows and scores its test rows.
+
+    Args:
+        fit_start_rows: the rows a sliding fold fits on (None: expanding, from row 0).
+    """
+    test_end = test_start + fold_size  # exclusive
+    fit_start = 0 if fit_start_rows is None else test_start - fit_start_rows
+    n_val = _val_rows(test_start - fit_start, val_fraction, spec)
+    train_end = test_start - n_val
+    train_frame = frame.iloc[fit_start:train_end]
+    val_frame = frame.iloc[train_end - spec.lookback : test_start] if n_val else None
+    test_frame = frame.iloc[test_start - spec.lookback : test_end]
+
+    estimator = factory()
+    estimator = estimator.fit(train_frame, val_frame) or estimator
+    y_true, y_pred = estimator.predict_windows(test_frame)
+    if levels is None:
+        levels = getattr(estimator, "quantiles", None)
+    fold_metrics = compute_metrics(
+        y_true,
+        y_pred,
+        insample=train_frame[list(spec.targets)].to_numpy(dtype=np.float64),
+        season=season,
+        quantiles=levels if np.ndim(y_pred) == 4 else None,
+    )
+    if metrics is not None:
+        fold_metrics = _select(fold_metrics, metrics)
     index = frame.index
-    for k in range(folds):
-        test_start = first_test + k * fold_size
-        test_end = test_start + fold_size  # exclusive
-        fit_start = 0 if mode == "expanding" else test_start - train_size
-        n_val = _val_rows(test_start - fit_start, val_fraction, spec)
-        train_end = test_start - n_val
-        train_frame = frame.iloc[fit_start:train_end]
-        val_frame = frame.iloc[train_end - spec.lookback : test_start] if n_val else None
-        test_frame = frame.iloc[test_start - spec.lookback : test_end]
-
-        estimator = factory()
-        estimator = estimator.fit(train_frame, val_frame) or estimator
-        y_true, y_pred = estimator.predict_windows(test_frame)
-        if levels is None:
-            levels = getattr(estimator, "quantiles", None)
-        fold_metrics = compute_metrics(
-            y_true,
-            y_pred,
-            insample=train_frame[list(spec.targets)].to_numpy(dtype=np.float64),
-            season=season,
-            quantiles=levels if np.ndim(y_pred) == 4 else None,
-        )
-        if metrics is not None:
-            fold_metrics = _select(fold_metrics, metrics)
-        results.append(
-            Fold(
-                index=k,
-                fit_start=index[fit_start],
-                fit_end=index[test_start - 1],
-                val_start=index[train_end] if n_val else None,
-                origin=index[test_start - 1],
-                test_start=index[test_start],
-                test_end=index[test_end - 1],
-                rows={
-                    "fit": (fit_start, test_start),
-                    "val": (train_end, test_start) if n_val else None,
-                    "test": (test_start, test_end),
-                },
-                n_windows=int(len(y_true)),
-                metrics=fold_metrics,
-                estimator=estimator,
-            )
-        )
-    settings = {
-        "folds": folds,
-        "fold_size": fold_size,
-        "mode": mode,
-        "train_size": train_size,
-        "val_fraction": val_fraction,
-        "season": season,
-        "lookback": spec.lookback,
-        "horizon": spec.horizon,
-    }
-    return BacktestResult(results, _mean_metrics([f.metrics for f in results]), settings)
+    return Fold(
+        index=k,
+        fit_start=index[fit_start],
+        fit_end=index[test_start - 1],
+        val_start=index[train_end] if n_val else None,
+        origin=index[test_start - 1],
+        test_start=index[test_start],
+        test_end=index[test_end - 1],
+        rows={
+            "fit": (fit_start, test_start),
+            "val": (train_end, test_start) if n_val else None,
+            "test": (test_start, test_end),
+        },
+        n_windows=int(len(y_true)),
+        metrics=fold_metrics,
+        estimator=estimator,
+    )
 
 
 def _select(fold_metrics: dict, names: Sequence[str]) -> dict:

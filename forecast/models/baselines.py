@@ -238,7 +238,7 @@ class SeasonalNaiveForecaster(BaselineForecaster):
     Args:
         season: the period in steps; ``None`` derives it from ``freq`` (hourly 24, daily 7,
             weekly 52, monthly 12, see ``season_for_freq``).
-        freq: the data's frequency (``frame.attrs["freq"]``), used when ``season`` is None; may
+        freq: the data's frequency (``describe(frame).freq``), used when ``season`` is None; may
             also be given to ``fit``.
 
     Raises:

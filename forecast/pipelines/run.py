@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecast.pipelines import steps
+from forecast.pipelines.state import StepState
 from forecast.pipelines.watermark import Watermark
 
 
@@ -75,23 +76,32 @@ class PipelineResult:
         }
 
     @classmethod
-    def from_state(cls, state: dict, forecast: pd.DataFrame | None = None) -> PipelineResult:
+    def from_state(cls, state: StepState | dict,
+                   forecast: pd.DataFrame | None = None) -> PipelineResult:
         """The result of a run from the state its steps returned (``forecast.pipelines.steps``).
 
         Args:
-            state: the state after the last step that ran (``validate`` for a skipped run).
+            state: the ``StepState`` after the last step that ran (``validate`` for a skipped
+                run); a dict such as its ``to_dict()`` (e.g. the last Airflow XCom) is read with
+                ``StepState.from_dict``.
             forecast: the forecast frame, when this process holds it.
+
+        Returns:
+            A ``PipelineResult``.
+
+        Raises:
+            ConfigError: ``state`` is a dict that ``StepState.from_dict`` refuses.
         """
-        skipped = bool(state["skipped"])
+        if not isinstance(state, StepState):
+            state = StepState.from_dict(state)
         return cls(
-            name=state["name"], path=Path(state["path"]), skipped=skipped,
-            message=state.get("message", ""), run_id=state.get("run_id"),
-            metrics=state.get("metrics") or {}, backtest=state.get("backtest"),
-            model_uri=state.get("model_uri"), version=state.get("version"),
-            promotion=state.get("promotion"), forecast=forecast,
-            forecast_path=Path(state["forecast_path"]) if state.get("forecast_path") else None,
-            steps={} if skipped else dict(state["steps"]),
-            watermark=Watermark(state["sha256"], state.get("last_timestamp")),
+            name=state.name, path=Path(state.path), skipped=state.skipped,
+            message=state.message, run_id=state.run_id, metrics=dict(state.metrics or {}),
+            backtest=state.backtest, model_uri=state.model_uri, version=state.version,
+            promotion=state.promotion, forecast=forecast,
+            forecast_path=Path(state.forecast_path) if state.forecast_path else None,
+            steps={} if state.skipped else dict(state.steps),
+            watermark=Watermark(state.sha256, state.last_timestamp),
         )
 
 
@@ -132,7 +142,7 @@ def run_pipeline(path, *, overrides=(), force: bool = False,
     """
     cache = steps.Cache()
     state = steps.validate(path, overrides=overrides, force=force, echo=echo, cache=cache)
-    if not state["skipped"]:
+    if not state.skipped:
         for name in steps.STEPS[1:]:
             state = steps.run_step(name, state, echo=echo, cache=cache)
     return PipelineResult.from_state(state, cache.forecast)

@@ -45,11 +45,11 @@ from forecast.options import (
     DUPLICATES,
     FILLS,
     METRICS,
-    PROMOTION_METRICS,
     BatchOptions,
     FeatureOptions,
     ForecasterConfig,
     ModelOptions,
+    PromotionOptions,
     TrainOptions,
     WindowOptions,
 )
@@ -118,13 +118,10 @@ class EvaluateSection(_Section):
     backtest_epochs: int | None = Field(None, ge=1)
 
 
-class RegisterSection(_Section):
-    """Register the model (alias ``challenger``) and promote it to ``champion`` if better."""
+class RegisterSection(PromotionOptions):
+    """Register the model (alias ``challenger``); promotion decides the champion."""
 
     name: str = Field(min_length=1)
-    promotion_metric: Literal[PROMOTION_METRICS] = "mase"
-    promotion_folds: int = Field(3, ge=1)
-    promotion_epochs: int | None = Field(None, ge=1)
 
 
 class ForecastSection(_Section):

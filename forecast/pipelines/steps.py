@@ -2,15 +2,16 @@
 
 ``validate → ingest → train (+ evaluate) → backtest → register → forecast``
 
-Every step takes the *state* — a small JSON-ready dict of what the earlier steps returned (the
-pipeline file and overrides, the settings hash, the data's SHA-256, the MLflow run id, the model
-URI, the registered version, ...) — and returns it with its own part added. A step reloads what
-it needs: the pipeline file (checked unchanged against the settings hash ``validate`` recorded),
-the CSV (checked unchanged against its SHA-256) and the trained model (from the MLflow run),
-unless the ``Cache`` it is given already holds them. ``run_pipeline`` passes one cache through
-all the steps (one process, nothing reloaded); the Airflow DAG
-(``forecast.scheduling.airflow``) runs each step in a fresh process and passes the state
-through XCom.
+Every step takes the *state* — a ``StepState`` (``forecast.pipelines.state``): what the earlier
+steps returned (the pipeline file and overrides, the settings hash, the data's SHA-256, the
+MLflow run id, the model URI, the registered version, ...), JSON-ready — and returns a copy with
+its own part added (a dict such as ``StepState.to_dict()`` wrote is accepted too). A step
+reloads what it needs: the pipeline file (checked unchanged against the settings hash
+``validate`` recorded), the CSV (checked unchanged against its SHA-256) and the trained model
+(from the MLflow run), unless the ``Cache`` it is given already holds them. ``run_pipeline``
+passes one cache through all the steps (one process, nothing reloaded); the Airflow DAG
+(``forecast.scheduling.airflow``) runs each step in a fresh process and passes the state through
+XCom (``to_dict()`` there, ``StepState.from_dict`` here).
 
 ``train`` opens the pipeline's MLflow run (``train_tracked``); ``backtest``, ``register`` and
 ``forecast`` reopen the SAME run to add to it; each ends it FINISHED again, or FAILED with the
@@ -19,15 +20,16 @@ run that did not get through every step never makes a later run skip.
 
 Example:
     >>> state = validate("pipelines/quickstart.yaml", overrides=["train.epochs=1"])
-    >>> if not state["skipped"]:
+    >>> if not state.skipped:
     ...     for step in (ingest, train, backtest, register, forecast):
     ...         state = step(state)                     # any step may run in a new process
-    >>> state["run_id"], state["forecast_path"]
+    >>> state.run_id, state.forecast_path
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,8 +38,10 @@ from typing import Any
 
 import pandas as pd
 
+from forecast.data.dataset import describe
 from forecast.errors import ConfigError, DataError, ForecastError
 from forecast.pipelines.spec import PipelineSpec, load_pipeline
+from forecast.pipelines.state import StepState
 from forecast.pipelines.watermark import (
     TAG_FILE,
     TAG_LAST_TIMESTAMP,
@@ -78,31 +82,31 @@ def _silent(line: str) -> None:
 
 
 @contextlib.contextmanager
-def _timed(state: dict, name: str, echo: Echo):
-    """Times the block as ``state["steps"][name]`` and reports it through ``echo``."""
+def _timed(state: StepState, name: str, echo: Echo):
+    """Times the block as ``state.steps[name]`` and reports it through ``echo``."""
     echo(f"[{name}] ...")
     started = time.perf_counter()
     yield
-    state["steps"][name] = time.perf_counter() - started
-    echo(f"[{name}] done in {state['steps'][name]:.1f} s")
+    state.steps[name] = time.perf_counter() - started
+    echo(f"[{name}] done in {state.steps[name]:.1f} s")
 
 
 # -- reloading what an earlier step had ---------------------------------------------------------
 
 
-def _spec(state: dict, cache: Cache) -> PipelineSpec:
+def _spec(state: StepState, cache: Cache) -> PipelineSpec:
     """The pipeline's spec: cached, or the file read again and checked unchanged.
 
     Raises:
         ConfigError: the file (or what it resolves to) changed since ``validate``.
     """
     if cache.spec is None:
-        spec = load_pipeline(state["path"], overrides=state["overrides"])
-        if spec.digest() != state["digest"]:
+        spec = load_pipeline(state.path, overrides=state.overrides)
+        if spec.digest() != state.digest:
             raise ConfigError(
-                f"{state['path']}: the pipeline file changed while the pipeline was running "
+                f"{state.path}: the pipeline file changed while the pipeline was running "
                 f"(its settings no longer match those validated at the start of run "
-                f"{state.get('run_id') or '(not started)'}); run the pipeline again."
+                f"{state.run_id or '(not started)'}); run the pipeline again."
             )
         cache.spec = spec
     return cache.spec
@@ -127,7 +131,7 @@ def _load_frame(spec: PipelineSpec) -> pd.DataFrame:
     )
 
 
-def _frame(state: dict, spec: PipelineSpec, cache: Cache) -> pd.DataFrame:
+def _frame(state: StepState, spec: PipelineSpec, cache: Cache) -> pd.DataFrame:
     """The data: cached, or the CSV loaded again after checking its bytes are unchanged.
 
     Raises:
@@ -138,23 +142,23 @@ def _frame(state: dict, spec: PipelineSpec, cache: Cache) -> pd.DataFrame:
         try:
             sha256 = file_sha256(path)
         except OSError as exc:
-            raise DataError(f"{state['path']}: data.path: {path} cannot be read: {exc}") from None
-        if sha256 != state["sha256"]:
+            raise DataError(f"{state.path}: data.path: {path} cannot be read: {exc}") from None
+        if sha256 != state.sha256:
             raise DataError(
-                f"{state['path']}: data.path: {path} changed while the pipeline was running "
-                f"(SHA-256 {sha256[:12]}, validated as {state['sha256'][:12]}); the next run "
+                f"{state.path}: data.path: {path} changed while the pipeline was running "
+                f"(SHA-256 {sha256[:12]}, validated as {(state.sha256 or '')[:12]}); the next run "
                 "trains on the new data."
             )
         cache.frame = _load_frame(spec)
     return cache.frame
 
 
-def _forecaster(state: dict, cache: Cache):
+def _forecaster(state: StepState, cache: Cache):
     """The run's fitted forecaster: cached, or loaded from the model logged in the run."""
     if cache.forecaster is None:
         from forecast.serving.load import load_model
 
-        cache.forecaster = load_model(state["model_uri"]).unwrap_python_model().forecaster
+        cache.forecaster = load_model(state.model_uri).unwrap_python_model().forecaster
     return cache.forecaster
 
 
@@ -166,12 +170,12 @@ def _resumed_run(run_id: str):
     return tracked_run(run_id=run_id)
 
 
-def _run_spec(state: dict, cache: Cache) -> PipelineSpec:
+def _run_spec(state: StepState, cache: Cache) -> PipelineSpec:
     """``_spec`` for the steps after ``train``: a changed file also marks the run FAILED."""
     try:
         return _spec(state, cache)
     except ForecastError as exc:
-        with contextlib.suppress(type(exc)), _resumed_run(state["run_id"]):
+        with contextlib.suppress(type(exc)), _resumed_run(state.run_id):
             raise exc
         raise
 
@@ -185,15 +189,17 @@ def _failed_run(spec: PipelineSpec, tags: dict, exc: BaseException) -> None:
         raise exc
 
 
-def _start(state: dict, echo: Echo | None, cache: Cache | None) -> tuple[dict, Echo, Cache]:
-    """A step's own copy of the state (and of its ``steps`` timings), the echo and the cache."""
-    return ({**state, "steps": dict(state["steps"])}, echo or _silent,
-            cache if cache is not None else Cache())
+def _start(state: StepState | dict, echo: Echo | None,
+           cache: Cache | None) -> tuple[StepState, Echo, Cache]:
+    """A step's own copy of the state (a dict is read with ``StepState.from_dict``, which
+    raises ConfigError on an unknown key), the echo and the cache."""
+    own = copy.deepcopy(state) if isinstance(state, StepState) else StepState.from_dict(state)
+    return own, echo or _silent, cache if cache is not None else Cache()
 
 
-def _run_tags(state: dict) -> dict:
-    return {TAG_NAME: state["name"], TAG_FILE: str(Path(state["path"]).resolve()),
-            TAG_SPEC: state["digest"]}
+def _run_tags(state: StepState) -> dict:
+    return {TAG_NAME: state.name, TAG_FILE: str(Path(state.path).resolve()),
+            TAG_SPEC: state.digest}
 
 
 def _selected(metrics: dict, names) -> dict:
@@ -204,7 +210,7 @@ def _selected(metrics: dict, names) -> dict:
 
 
 def validate(path, *, overrides=(), force: bool = False, echo: Echo | None = None,
-             cache: Cache | None = None) -> dict:
+             cache: Cache | None = None) -> StepState:
     """Validates the file and the overrides, hashes the data, and decides whether to skip.
 
     Args:
@@ -215,10 +221,10 @@ def validate(path, *, overrides=(), force: bool = False, echo: Echo | None = Non
         cache: filled with the spec for the next steps of this process.
 
     Returns:
-        The state: ``path``, ``overrides``, ``name``, ``experiment``, ``digest`` (the settings
-        hash), ``sha256`` (the data file's), ``skipped`` — True when the data file's bytes and
-        the settings are those of the last FINISHED run of the pipeline (``run_id`` is then that
-        run's, ``last_timestamp`` its watermark, ``message`` says so) — and ``steps``
+        A new ``StepState``: ``path``, ``overrides``, ``name``, ``experiment``, ``digest`` (the
+        settings hash), ``sha256`` (the data file's), ``skipped`` — True when the data file's
+        bytes and the settings are those of the last FINISHED run of the pipeline (``run_id`` is
+        then that run's, ``last_timestamp`` its watermark, ``message`` says so) — and ``steps``
         (seconds per step).
 
     Raises:
@@ -228,8 +234,7 @@ def validate(path, *, overrides=(), force: bool = False, echo: Echo | None = Non
     echo = echo or _silent
     cache = cache if cache is not None else Cache()
     path = Path(path)
-    state: dict = {"path": str(path), "overrides": [str(o) for o in overrides or ()],
-                   "skipped": False, "message": "", "run_id": None, "steps": {}}
+    state = StepState(path=str(path), overrides=[str(o) for o in overrides or ()])
     with _timed(state, "validate", echo):
         spec = load_pipeline(path, overrides=overrides)
         config = _config(spec)  # the model settings as the forecaster reads them (ConfigError)
@@ -244,23 +249,24 @@ def validate(path, *, overrides=(), force: bool = False, echo: Echo | None = Non
         if not spec.data.path.is_file():
             raise DataError(f"{path}: data.path: {spec.data.path} does not exist; the path is "
                             "relative to the pipeline file's folder (or absolute).")
-        state.update(name=spec.name, experiment=spec.experiment, digest=spec.digest(),
-                     sha256=file_sha256(spec.data.path))
+        state.name, state.experiment = spec.name, spec.experiment
+        state.digest, state.sha256 = spec.digest(), file_sha256(spec.data.path)
     cache.spec = spec
     previous = last_finished_run(spec.name, spec.experiment)
-    if not force and unchanged_since(previous, state["sha256"], state["digest"]):
+    if not force and unchanged_since(previous, state.sha256, state.digest):
         last = previous.data.tags.get(TAG_LAST_TIMESTAMP)
-        state.update(skipped=True, run_id=previous.info.run_id, last_timestamp=last)
-        state["message"] = (
+        state.skipped, state.run_id, state.last_timestamp = True, previous.info.run_id, last
+        state.message = (
             f"pipeline {spec.name}: skipped — {spec.data.path.name} (sha256 "
-            f"{state['sha256'][:12]}, last timestamp {last}) and the settings are unchanged "
+            f"{state.sha256[:12]}, last timestamp {last}) and the settings are unchanged "
             f"since run {previous.info.run_id}. Use --force to train anyway."
         )
-        echo(state["message"])
+        echo(state.message)
     return state
 
 
-def ingest(state: dict, *, echo: Echo | None = None, cache: Cache | None = None) -> dict:
+def ingest(state: StepState | dict, *, echo: Echo | None = None,
+           cache: Cache | None = None) -> StepState:
     """Loads and checks the CSV (``load_csv``); adds ``last_timestamp`` and ``time_col``.
 
     Args:
@@ -281,16 +287,16 @@ def ingest(state: dict, *, echo: Echo | None = None, cache: Cache | None = None)
         with _timed(state, "ingest", echo):
             frame = _frame(state, spec, cache)
     except ForecastError as exc:
-        _failed_run(spec, {**_run_tags(state), TAG_SHA256: state["sha256"]}, exc)
+        _failed_run(spec, {**_run_tags(state), TAG_SHA256: state.sha256}, exc)
         raise
     times = frame.index.get_level_values(-1)
-    state["last_timestamp"] = str(times.max()) if len(times) else None
-    state["time_col"] = (spec.data.time_col or frame.attrs.get("time_col")
-                         or frame.index.names[-1] or "time")
+    state.last_timestamp = str(times.max()) if len(times) else None
+    state.time_col = spec.data.time_col or describe(frame).time_col or "time"
     return state
 
 
-def train(state: dict, *, echo: Echo | None = None, cache: Cache | None = None) -> dict:
+def train(state: StepState | dict, *, echo: Echo | None = None,
+          cache: Cache | None = None) -> StepState:
     """Trains and evaluates in a new MLflow run (``train_tracked``): the pipeline's run.
 
     Args:
@@ -311,36 +317,36 @@ def train(state: dict, *, echo: Echo | None = None, cache: Cache | None = None) 
     spec = _spec(state, cache)
     frame = _frame(state, spec, cache)
     tags = _run_tags(state)
-    if state.get("last_timestamp") is not None:
-        tags[TAG_LAST_TIMESTAMP] = state["last_timestamp"]
+    if state.last_timestamp is not None:
+        tags[TAG_LAST_TIMESTAMP] = state.last_timestamp
     started = time.perf_counter()
     echo("[train] ...")
     split = spec.split
     tracked = train_tracked(
-        frame, _config(spec), source=str(spec.data.path), time_col=state["time_col"],
+        frame, _config(spec), source=str(spec.data.path), time_col=state.time_col,
         val=split.val, test=split.test, borders=split.borders, register=None,
         experiment=spec.experiment, run_name=spec.name, tags=tags,
     )
     report = tracked.report
     total = time.perf_counter() - started
-    state["steps"]["train"] = report.seconds
-    state["steps"]["evaluate"] = max(total - report.seconds, 0.0)
+    state.steps["train"] = report.seconds
+    state.steps["evaluate"] = max(total - report.seconds, 0.0)
     echo(f"[train] {report.forecaster.resolved.summary()}")
+    echo(f"[evaluate] {report.to_dict()['versus']}")
     echo(f"[train] done in {report.seconds:.1f} s; [evaluate] done in "
-         f"{state['steps']['evaluate']:.1f} s")
+         f"{state.steps['evaluate']:.1f} s")
     cache.forecaster = report.forecaster
     wanted = spec.evaluate.metrics
-    state.update(
-        run_id=tracked.run_id, model_uri=tracked.model_uri,
-        lookback=int(report.forecaster.spec.lookback),
-        metrics={"model": _selected(report.metrics["model"], wanted),
-                 "baselines": {name: _selected(values, wanted)
-                               for name, values in report.metrics["baselines"].items()}},
-    )
+    state.run_id, state.model_uri = tracked.run_id, tracked.model_uri
+    state.lookback = int(report.forecaster.spec.lookback)
+    state.metrics = {"model": _selected(report.metrics["model"], wanted),
+                     "baselines": {name: _selected(values, wanted)
+                                   for name, values in report.metrics["baselines"].items()}}
     return state
 
 
-def backtest(state: dict, *, echo: Echo | None = None, cache: Cache | None = None) -> dict:
+def backtest(state: StepState | dict, *, echo: Echo | None = None,
+             cache: Cache | None = None) -> StepState:
     """The rolling-origin backtest of ``evaluate.backtest_folds``, logged to the run.
 
     Does nothing (returns the state as given) when ``evaluate.backtest_folds`` is not set.
@@ -366,18 +372,18 @@ def backtest(state: dict, *, echo: Echo | None = None, cache: Cache | None = Non
     train_update = {"verbose": 0}
     if spec.evaluate.backtest_epochs is not None:
         train_update["epochs"] = spec.evaluate.backtest_epochs
-    config = config.model_copy(update={"lookback": state["lookback"],
+    config = config.model_copy(update={"lookback": state.lookback,
                                        "train": config.train.model_copy(update=train_update)})
     import mlflow
 
-    with _resumed_run(state["run_id"]), _timed(state, "backtest", echo):
+    with _resumed_run(state.run_id), _timed(state, "backtest", echo):
         frame = _frame(state, spec, cache)
         report = run_backtest(frame, config, folds=spec.evaluate.backtest_folds)
         log_metric_tables("backtest.model", report["model"])
         for name, values in report["baselines"].items():
             log_metric_tables(f"backtest.{name}", values)
         mlflow.log_dict(report, "backtest.json")
-    state["backtest"] = report
+    state.backtest = report
     return state
 
 
@@ -390,11 +396,17 @@ def _registered_version(name: str, run_id: str):
         found = MlflowClient().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     except MlflowException:
         return None
+    from forecast.tracking.registry import KIND_NETWORK, TAG_KIND
+
+    # the run's own model, not a baseline that promotion registered from the same run
+    found = [v for v in found if v.tags.get(TAG_KIND, KIND_NETWORK) == KIND_NETWORK]
     return max(found, key=lambda v: int(v.version)) if found else None
 
 
-def register(state: dict, *, echo: Echo | None = None, cache: Cache | None = None) -> dict:
-    """Registers the run's model and promotes it to ``champion`` if it wins the backtest.
+def register(state: StepState | dict, *, echo: Echo | None = None,
+             cache: Cache | None = None) -> StepState:
+    """Registers the run's model; promotion decides the champion (``register_and_promote``:
+    the model, the current champion or the best baseline on the same backtest folds).
 
     Does nothing when the pipeline has no ``register`` section. A retried step reuses the
     version it registered before.
@@ -409,7 +421,7 @@ def register(state: dict, *, echo: Echo | None = None, cache: Cache | None = Non
     Raises:
         ForecastError: registering or the promotion backtest failed; the run is FAILED.
     """
-    from forecast.tracking.registry import promote_if_better, register_version
+    from forecast.evaluation.promotion import promote_if_better, register_and_promote
 
     state, echo, cache = _start(state, echo, cache)
     spec = _run_spec(state, cache)
@@ -418,34 +430,35 @@ def register(state: dict, *, echo: Echo | None = None, cache: Cache | None = Non
         return state
     import mlflow
 
-    with _resumed_run(state["run_id"]), _timed(state, "register", echo):
+    with _resumed_run(state.run_id), _timed(state, "register", echo):
         frame = _frame(state, spec, cache)
-        version = _registered_version(reg.name, state["run_id"])
+        rule = {"metric": reg.promotion_metric, "folds": reg.promotion_folds,
+                "epochs": reg.promotion_epochs,
+                "allow_worse_than_baseline": reg.allow_worse_than_baseline}
+        version = _registered_version(reg.name, state.run_id)
         if version is None:
-            version = register_version(state["model_uri"], reg.name, run_id=state["run_id"],
-                                       tags={TAG_NAME: spec.name})
-        decision = promote_if_better(reg.name, version.version, frame,
-                                     metric=reg.promotion_metric, folds=reg.promotion_folds,
-                                     epochs=reg.promotion_epochs)
+            decision = register_and_promote(state.model_uri, reg.name, frame,
+                                            run_id=state.run_id, tags={TAG_NAME: spec.name},
+                                            **rule)
+        else:  # a retried step: decide on the version it registered before
+            decision = promote_if_better(reg.name, version.version, frame, **rule)
         promotion = decision.to_dict()
-        mlflow.set_tags({"registry.name": reg.name, "registry.version": str(version.version),
-                         "registry.promoted": str(promotion.get("promoted"))})
-    state.update(version=str(version.version), promotion=promotion)
+        echo(f"[register] {reg.name} version {decision.version}: {decision.reason}")
+        mlflow.set_tags({"registry.name": reg.name, "registry.version": decision.version,
+                         "registry.promoted": str(decision.promoted),
+                         "registry.champion": str(decision.champion_version)})
+    state.version, state.promotion = decision.version, promotion
     return state
 
 
-def _champion_version(name: str) -> str | None:
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient().get_registered_model(name).aliases.get("champion")
-
-
-def _predict(spec: PipelineSpec, frame: pd.DataFrame, state: dict,
+def _predict(spec: PipelineSpec, frame: pd.DataFrame, state: StepState,
              cache: Cache) -> tuple[pd.DataFrame, str]:
     """The forecast after the last row: the registered champion's, or the trained model's."""
-    time_col, version = state["time_col"], state.get("version")
+    time_col, version = state.time_col, state.version
     if spec.register is not None:
-        champion = _champion_version(spec.register.name)
+        from forecast.tracking.registry import champion_version
+
+        champion = champion_version(spec.register.name)
         if champion is not None and str(champion) != str(version):
             from forecast.serving.load import load_model
             from forecast.serving.pyfunc import as_raw_history
@@ -476,7 +489,8 @@ def _write_forecast(spec: PipelineSpec, forecast: pd.DataFrame) -> Path | None:
     return path
 
 
-def forecast(state: dict, *, echo: Echo | None = None, cache: Cache | None = None) -> dict:
+def forecast(state: StepState | dict, *, echo: Echo | None = None,
+             cache: Cache | None = None) -> StepState:
     """Forecasts the horizon after the last row; logs the step times and the watermark.
 
     The registered champion forecasts when there is one other than this run's version;
@@ -499,36 +513,45 @@ def forecast(state: dict, *, echo: Echo | None = None, cache: Cache | None = Non
 
     state, echo, cache = _start(state, echo, cache)
     spec = _run_spec(state, cache)
-    with _resumed_run(state["run_id"]):
+    with _resumed_run(state.run_id):
         with _timed(state, "forecast", echo):
             frame = _frame(state, spec, cache)
             frame_out, source = _predict(spec, frame, state, cache)
             path = _write_forecast(spec, frame_out)
             mlflow.set_tag("forecast.source", source)
         mlflow.log_metrics({f"step.{name}.seconds": seconds
-                            for name, seconds in state["steps"].items()})
-        mlflow.set_tags(Watermark(state["sha256"], state.get("last_timestamp")).tags())
+                            for name, seconds in state.steps.items()})
+        mlflow.set_tags(Watermark(state.sha256, state.last_timestamp).tags())
     cache.forecast = frame_out
     where = f" → {path}" if path else ""
-    registered = (f"; {spec.register.name} version {state['version']}: "
-                  f"{(state.get('promotion') or {}).get('decision')}"
-                  if state.get("version") else "")
-    state.update(
-        forecast_path=str(path) if path else None, forecast_rows=len(frame_out),
-        forecast_source=source,
-        message=(f"pipeline {spec.name}: run {state['run_id']} finished; forecast of "
-                 f"{len(frame_out)} steps from {source}{where}{registered}"),
-    )
-    echo(state["message"])
+    registered = (f"; {spec.register.name} version {state.version}: "
+                  f"{(state.promotion or {}).get('decision')}"
+                  if state.version else "")
+    state.forecast_path = str(path) if path else None
+    state.forecast_rows, state.forecast_source = len(frame_out), source
+    state.message = (f"pipeline {spec.name}: run {state.run_id} finished; forecast of "
+                     f"{len(frame_out)} steps from {source}{where}{registered}")
+    echo(state.message)
     return state
 
 
-def run_step(name: str, state: dict, *, echo: Echo | None = None,
-             cache: Cache | None = None) -> dict:
+def run_step(name: str, state: StepState | dict, *, echo: Echo | None = None,
+             cache: Cache | None = None) -> StepState:
     """Runs the step called ``name`` (one of ``STEPS`` after ``validate``) on ``state``.
 
+    Args:
+        name: the step.
+        state: what the step before returned: a ``StepState``, or a dict such as its
+            ``to_dict()`` (e.g. an Airflow XCom), read with ``StepState.from_dict``.
+        echo, cache: as for ``validate``.
+
+    Returns:
+        The new ``StepState`` (``state`` itself is not changed).
+
     Raises:
-        ConfigError: an unknown step name.
+        ConfigError: an unknown step name, or a dict ``StepState.from_dict`` refuses (it names
+            the unknown key or the wrong value).
+        ForecastError: the step failed (see the step).
     """
     steps = {"ingest": ingest, "train": train, "backtest": backtest, "register": register,
              "forecast": forecast}

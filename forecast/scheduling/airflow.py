@@ -8,14 +8,16 @@ A file in Airflow's dags folder (``pipelines/airflow_dags.py``) does::
 Each DAG (``dag_id`` = the pipeline's ``name``) runs the steps of ``forecast.pipelines.steps``:
 ``validate → ingest → train → backtest → register → forecast`` (``backtest`` only when
 ``evaluate.backtest_folds`` is set, ``register`` only with a ``register`` section). The steps
-hand their state (a small JSON dict: the file, the data's SHA-256, the MLflow run id, the model
-URI, the registered version, ...) to the next task through XCom, and all of them add to the one
-MLflow run ``train`` opens. When the data and the settings are those of the last finished run,
-``validate`` ends *skipped* and so does everything after it. The YAML's ``schedule`` is the
-DAG's: ``cron`` (5 fields) in ``timezone`` → ``CronTriggerTimetable``; ``interval_seconds`` →
-``DeltaTriggerTimetable``; no ``schedule``: triggered by hand only. Trigger a DAG with the params
-``{"force": true}`` to train on unchanged data, ``{"overrides": ["window.horizon=48"]}`` to
-override settings (``--set``); overrides do not add or remove the backtest/register tasks.
+hand their state (a ``forecast.pipelines.state.StepState``: the file, the data's SHA-256, the
+MLflow run id, the model URI, the registered version, ...) to the next task through XCom as its
+``to_dict()`` (strict JSON: ``jsonable``), rebuilt there with ``StepState.from_dict``; and all
+of them add to the one MLflow run ``train`` opens. When the data and the settings are those of
+the last finished run, ``validate`` ends *skipped* and so does everything after it. The YAML's
+``schedule`` is the DAG's: ``cron`` (5 fields) in ``timezone`` → ``CronTriggerTimetable``;
+``interval_seconds`` → ``DeltaTriggerTimetable``; no ``schedule``: triggered by hand only.
+Trigger a DAG with the params ``{"force": true}`` to train on unchanged data, ``{"overrides":
+["window.horizon=48"]}`` to override settings (``--set``); overrides do not add or remove the
+backtest/register tasks.
 
 Where the steps run: every task is ``@task.external_python`` — a fresh process of the pipeline's
 Python (``FORECAST_PYTHON``; default: the project's ``.venv/bin/python`` when this is a source
@@ -41,8 +43,7 @@ from pathlib import Path
 import yaml
 
 from forecast.errors import ConfigError
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from forecast.paths import PROJECT_ROOT
 
 #: the exit code with which the ``validate`` task says "nothing new: skip this run".
 SKIP_EXIT_CODE = 99
@@ -208,7 +209,8 @@ def run_pipeline_step(step, state=None, path=None, force="false", overrides="[]"
     Airflow copies this function's source into a script and runs it with ``FORECAST_PYTHON``,
     so it imports everything it uses. ``validate`` takes the file, ``force`` and ``overrides``
     (JSON text rendered from the DAG run's params) and exits with ``SKIP_EXIT_CODE`` when the
-    data is unchanged; the other steps take the state the task before returned.
+    data is unchanged; the other steps take the state the task before returned (the dict of
+    ``StepState.to_dict()``, read back with ``StepState.from_dict``).
 
     ``timeout`` (seconds: the task's ``execution_timeout``) is enforced here, in the step's own
     process: Airflow's timer stops only the task process, which then waits for this one. The
@@ -235,19 +237,20 @@ def run_pipeline_step(step, state=None, path=None, force="false", overrides="[]"
         signal.setitimer(signal.ITIMER_REAL, float(timeout))
     try:
         from forecast.pipelines import steps
+        from forecast.pipelines.state import StepState
         from forecast.scheduling.airflow import SKIP_EXIT_CODE, jsonable
 
         if step == "validate":
             state = steps.validate(path, overrides=json.loads(overrides),
                                    force=json.loads(force), echo=echo)
-            if state["skipped"]:
+            if state.skipped:
                 sys.exit(SKIP_EXIT_CODE)
         else:
-            state = steps.run_step(step, state, echo=echo)
+            state = steps.run_step(step, StepState.from_dict(state), echo=echo)
     finally:
         if timeout:
             signal.setitimer(signal.ITIMER_REAL, 0)
-    return jsonable(state)
+    return jsonable(state.to_dict())
 
 
 def _timetable(header: PipelineHeader):

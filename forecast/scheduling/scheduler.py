@@ -34,12 +34,12 @@ from datetime import datetime
 from pathlib import Path
 
 from forecast.errors import ConfigError
+from forecast.paths import PROJECT_ROOT
 from forecast.scheduling.jobs import PIPELINE_JOB, stop_running_jobs
 from forecast.scheduling.triggers import check_timezone, cron_trigger, interval_trigger
 
 logger = logging.getLogger("forecast.scheduling")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STORE_FILE = "schedules.db"
 DEFAULT_MISFIRE_GRACE = 3600
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecast.data.dataset import describe
 from forecast.errors import DataError
 from forecast.serving.pyfunc import (
     ARTIFACT_KEY,
@@ -130,8 +131,8 @@ def log_forecaster(forecaster, *, time_col: str | None, name: str = "model",
     Args:
         forecaster: the fitted ``Forecaster``.
         time_col: the name of the timestamp column of the raw history (as in the CSV); None
-            takes it from ``input_example`` (``attrs["time_col"]`` or the index name, as
-            ``load_csv`` sets them).
+            takes it from ``input_example`` (``describe(input_example).time_col``: the time
+            column ``load_csv`` read, or the index name).
         name: the model's name in the run (``runs:/<run_id>/<name>``).
         input_example: recent history for the input example (raw, or time-indexed as
             ``load_csv`` returns it); default a made-up history (see ``example_history``).
@@ -158,9 +159,7 @@ def log_forecaster(forecaster, *, time_col: str | None, name: str = "model",
     from forecast.data.frequency import check_fill, check_max_gap
 
     if time_col is None and isinstance(input_example, pd.DataFrame):
-        time_col = input_example.attrs.get("time_col") or (
-            input_example.index.name if isinstance(input_example.index, pd.DatetimeIndex)
-            else None)
+        time_col = describe(input_example).time_col
     check_fill(fill)
     max_gap = None if max_gap is None else check_max_gap(max_gap)
     info = ServingInfo.for_forecaster(forecaster, time_col=time_col, fill=fill, max_gap=max_gap)

@@ -49,9 +49,10 @@ import tensorflow as tf
 import yaml
 
 import forecast
+from forecast.data.dataset import describe
 from forecast.errors import TrackingStoreError
+from forecast.paths import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EXPERIMENT = "forecast"
 _MAX_TAG = 5000
 #: how long opening a SQLite store waits for another process initialising the same file.
@@ -421,7 +422,7 @@ def log_dataset(frame: pd.DataFrame, *, source: str | None, context: str = "trai
     """Logs the dataset as an MLflow input with a content hash; returns the hash."""
     digest = frame_digest(frame)
     table = frame.reset_index()
-    targets = (frame.attrs.get("targets") or [None])[0]
+    targets = (describe(frame).targets or (None,))[0]
     with warnings.catch_warnings():  # a local path matches two equivalent source kinds
         warnings.simplefilter("ignore", UserWarning)
         dataset = mlflow.data.from_pandas(

@@ -1,39 +1,32 @@
-"""The MLflow model registry: register versions, aliases ``challenger``/``champion``, promotion.
+"""The MLflow model registry as records: versions, aliases ``challenger``/``champion``, history.
+
+This module only records; it trains and backtests nothing. Deciding which version serves is
+evaluation policy and lives in ``forecast.evaluation.promotion`` (``register_and_promote``,
+``promote_if_better``: every version is backtested beside the baselines, the first one too).
 
 A registered forecaster moves through two aliases:
 
-* ``challenger``: set by ``register_version`` on each new version (MLflow aliases point at one
-  version, so it moves to the newest); a version that loses its promotion backtest keeps it,
-  one that becomes champion loses it.
-* ``champion``: what ``models:/NAME@champion`` serves. The first version of a model becomes
-  champion at once (there is nothing to compare it with); later versions become champion when
-  ``promote_if_better`` finds them better, or when a person says so (``promote``).
-
-The promotion rule. ``promote_if_better`` runs the SAME rolling-origin backtest
-(``forecast.workflow.run_backtest``: same frame, folds, fold size and mode) for the challenger's
-configuration and for the champion's, each read from the version's ``forecaster.json``, and
-promotes the challenger only when its mean metric over the folds is strictly lower. Every fold
-REFITS a fresh forecaster of each configuration on the fold's training rows (scalers included),
-so the comparison is fair and leak-free — and costs ``folds x 2`` trainings. ``epochs`` caps
-that cost by overriding both configurations' epochs (use it in tests and quick checks). A
-version's backtest is kept in its tags and reused when the same frame (by content hash), fold
-layout, epochs and configuration come again (``reuse=False`` refits regardless): comparing a
-series of challengers against one champion on the same data trains the champion once.
+* ``challenger``: set by ``register_version`` on each new model version (MLflow aliases point at
+  one version, so it moves to the newest); a version that loses its promotion backtest keeps
+  it, one that becomes champion loses it.
+* ``champion``: what ``models:/NAME@champion`` serves, moved by ``make_champion`` (promotion),
+  ``promote`` (by hand) and ``rollback``.
 
 What is recorded (all values are strings, as MLflow stores them):
 
 Version tags (``TAG_*`` constants):
-    ``promotion.decision``         ``promoted`` | ``kept_challenger`` | ``first_champion`` |
-                                   ``manual`` | ``rejected`` (the challenger failed to train)
+    ``forecast.kind``              ``network`` or the baseline it holds (``linear``, ...)
+    ``backtest.score``             the version's own mean backtest metric (``backtest.metric``)
+    ``promotion.decision``         ``promoted`` | ``kept_challenger`` | ``baseline_champion`` |
+                                   ``kept_champion`` | ``manual`` | ``rejected``
     ``promotion.reason``           one sentence saying why
     ``promotion.metric``           the metric compared (e.g. ``mase``)
     ``promotion.challenger_score`` the challenger's mean metric over the folds
     ``promotion.champion_score``   the champion's mean metric over the same folds
     ``promotion.champion_version`` the champion it was compared with
-    ``promotion.folds``            JSON list of ``{fold, fit_start, fit_end, origin, test_end,
-                                   challenger, champion}`` (ranges and per-fold scores)
-    ``promotion.settings``         JSON of ``{folds, fold_size, mode, epochs, rows, metric,
-                                   reused: {challenger, champion}}`` (backtests from the cache)
+    ``promotion.baselines``        JSON ``{name: mean metric}`` of the baselines on the folds
+    ``promotion.folds``            JSON list of per-fold ranges and scores
+    ``promotion.settings``         JSON of the backtest layout, epochs and cache reuse
     ``previous_champion``          on a version that became champion: the version it replaced
     ``rolled_back``                ``true`` on a champion that ``rollback`` demoted
     ``backtest.cache``             JSON ``{key, folds}``: the version's last backtest, reused
@@ -46,19 +39,16 @@ Registered-model tag:
 Example:
     >>> info = log_forecaster(forecaster, time_col="date")          # inside a run
     >>> version = register_version(info.model_uri, "etth1")         # alias challenger
-    >>> decision = promote_if_better("etth1", version.version, frame, folds=3)
-    >>> decision.promoted, decision.challenger_score, decision.champion_score
+    >>> make_champion("etth1", version.version)                     # what promotion decides
 """
 
 from __future__ import annotations
 
 import json
-import math
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from forecast.errors import ConfigError, ForecastError, ModelError
+from forecast.errors import ConfigError, ModelError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -76,39 +66,14 @@ TAG_ROLLED_BACK = "rolled_back"
 TAG_HISTORY = "champion_history"
 TAG_BACKTEST_CACHE = "backtest.cache"
 
-#: metrics promotion can compare; all are errors (lower is better).
-LOWER_IS_BETTER = ("mae", "rmse", "mape", "smape", "mase", "mse")
+TAG_KIND = "forecast.kind"
+#: ``forecast.kind`` of a version that holds the trained network (else a baseline's name)
+KIND_NETWORK = "network"
+TAG_SCORE = "backtest.score"
+TAG_SCORE_METRIC = "backtest.metric"
+TAG_BASELINES = "promotion.baselines"
 
 STATE_FILE = "forecaster.json"
-
-
-@dataclass
-class PromotionDecision:
-    """What ``promote_if_better`` (or ``promote``) decided.
-
-    Attributes:
-        promoted: the version is champion now.
-        reason: one sentence saying why.
-        metric: the metric compared (None for a manual promotion or a first champion).
-        challenger_score, champion_score: mean metric over the folds (None when not computed).
-        champion_version_before: the champion before the decision (None if there was none).
-        folds: per fold ``{fold, fit_start, fit_end, origin, test_end, challenger, champion}``.
-        version: the version decided on.
-        decision: the ``promotion.decision`` tag written.
-    """
-
-    promoted: bool
-    reason: str
-    metric: str | None = None
-    challenger_score: float | None = None
-    champion_score: float | None = None
-    champion_version_before: str | None = None
-    folds: list[dict] = field(default_factory=list)
-    version: str | None = None
-    decision: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # -- client helpers ---------------------------------------------------------------------------
@@ -211,6 +176,34 @@ def _set_history(client, name: str, history: list[str]) -> None:
     client.set_registered_model_tag(name, TAG_HISTORY, json.dumps([int(v) for v in history]))
 
 
+def make_champion(name: str, version) -> str | None:
+    """Moves ``champion`` to ``version`` (``challenger`` moves off it) and records the history.
+
+    Returns:
+        The previous champion's version, or None.
+
+    Raises:
+        ConfigError: unknown model or version.
+    """
+    client = _client()
+    return _make_champion(client, name, str(_model_version(client, name, version).version))
+
+
+def champion_version(name: str) -> str | None:
+    """The version the ``champion`` alias points at, or None."""
+    return _alias_version(_client(), name, CHAMPION)
+
+
+def model_version(name: str, version):
+    """The ``ModelVersion`` (with its tags), or a ConfigError naming the versions that exist."""
+    return _model_version(_client(), name, version)
+
+
+def set_version_tags(name: str, version, tags: dict) -> None:
+    """Sets the version's tags (values become strings; None values are skipped)."""
+    _set_tags(_client(), name, str(version), tags)
+
+
 def _make_champion(client, name: str, version: str) -> str | None:
     """Moves ``champion`` to ``version`` and records the history; returns the previous one."""
     history = _history(client, name)
@@ -229,15 +222,6 @@ def _make_champion(client, name: str, version: str) -> str | None:
     return previous
 
 
-def _crown_first(client, name: str, version: str) -> str:
-    """Makes the first champion of a model (no backtest); returns the reason recorded."""
-    _make_champion(client, name, version)
-    reason = (f"version {version} is the first champion of {name!r}: there was no champion "
-              "to compare it with, so no backtest ran.")
-    _set_tags(client, name, version, {TAG_DECISION: "first_champion", TAG_REASON: reason})
-    return reason
-
-
 def _set_tags(client, name: str, version: str, tags: dict) -> None:
     for key, value in tags.items():
         if value is not None:
@@ -248,13 +232,11 @@ def _set_tags(client, name: str, version: str, tags: dict) -> None:
 
 
 def register_version(model_uri: str, name: str, *, run_id: str | None = None,
-                     tags: dict | None = None, first_is_champion: bool = True):
+                     tags: dict | None = None, alias: str | None = CHALLENGER):
     """Registers a logged model as a new version of ``name`` and sets the alias ``challenger``.
 
-    When the model has no champion yet, the version is also made ``champion`` (decision
-    ``first_champion``, and the ``challenger`` alias moves off it): there is nothing to compare
-    it with. Later versions stay ``challenger`` until ``promote_if_better`` or ``promote`` moves
-    them.
+    No version becomes champion here, not even the first: promotion decides
+    (``forecast.evaluation.promotion``), or a person (``promote``).
 
     Args:
         model_uri: the logged model (``ModelInfo.model_uri``: ``models:/m-...``, or
@@ -263,8 +245,8 @@ def register_version(model_uri: str, name: str, *, run_id: str | None = None,
         run_id: the run that produced the model; by default MLflow reads it off the logged
             model.
         tags: version tags to set (values become strings).
-        first_is_champion: make the version champion when the model has none (default); with
-            False it stays ``challenger`` and ``promote_if_better`` makes it champion.
+        alias: the alias the new version takes (``challenger``; None for none, e.g. a
+            baseline registered to become champion).
 
     Returns:
         The new ``mlflow.entities.model_registry.ModelVersion`` (aliases as set now).
@@ -299,9 +281,8 @@ def register_version(model_uri: str, name: str, *, run_id: str | None = None,
             f"({mlflow.get_tracking_uri()})."
         ) from None
     version = str(created.version)
-    client.set_registered_model_alias(name, CHALLENGER, version)
-    if first_is_champion and _alias_version(client, name, CHAMPION) is None:
-        _crown_first(client, name, version)
+    if alias:
+        client.set_registered_model_alias(name, alias, version)
     return client.get_model_version(name, version)
 
 
@@ -362,217 +343,29 @@ def forecaster_config(name: str, version) -> dict:
     return config
 
 
-def _backtest_config(config: dict, epochs: int | None) -> dict:
-    config = json.loads(json.dumps(config))
-    train = dict(config.get("train") or {})
-    train["verbose"] = 0
-    train["checkpoint_dir"] = None  # a path of the training machine; folds keep no checkpoints
-    if epochs is not None:
-        train["epochs"] = int(epochs)
-    config["train"] = train
-    return config
-
-
-def _backtest_key(frame, config: dict, settings: dict) -> str:
-    import hashlib
-
-    import pandas as pd
-
-    digest = hashlib.sha256()
-    digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
-    digest.update(json.dumps([list(map(str, frame.columns)), str(frame.attrs.get("freq")),
-                              config, settings], sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:32]
-
-
-def _cached_backtest(client, name: str, version: str, key: str) -> dict | None:
-    raw = client.get_model_version(name, version).tags.get(TAG_BACKTEST_CACHE)
+def cached_backtest(name: str, version, key: str) -> dict | None:
+    """The folds of the version's last backtest when it was made under ``key``, else None."""
+    raw = _client().get_model_version(name, str(version)).tags.get(TAG_BACKTEST_CACHE)
     try:
         cached = json.loads(raw) if raw else None
     except ValueError:
         return None
     if not cached or cached.get("key") != key or not cached.get("folds"):
         return None
-    return {"folds": cached["folds"], "cached": True}
+    return cached
 
 
-def _backtest_version(client, name: str, version: str, frame, config: dict, settings: dict,
-                      *, reuse: bool) -> dict:
-    """``run_backtest`` of one version's config, or its cached folds for the same inputs."""
-    from forecast.workflow import run_backtest
-
-    key = _backtest_key(frame, config, settings)
-    if reuse and (cached := _cached_backtest(client, name, version, key)) is not None:
-        return cached
-    report = run_backtest(frame, config, folds=settings["folds"],
-                          fold_size=settings["fold_size"], mode=settings["mode"], baselines=())
-    folds = [{k: fold[k] for k in ("fit_start", "fit_end", "origin", "test_end", "model")}
-             for fold in report["folds"]]
-    client.set_model_version_tag(name, version, TAG_BACKTEST_CACHE,
-                                 json.dumps({"key": key, "folds": folds}))
-    return {"folds": folds, "cached": False}
+def store_backtest(name: str, version, key: str, folds: list[dict]) -> None:
+    """Keeps a version's backtest folds (``backtest.cache``) for reuse under ``key``."""
+    _client().set_model_version_tag(name, str(version), TAG_BACKTEST_CACHE,
+                                    json.dumps({"key": key, "folds": folds}))
 
 
-def _fold_scores(report: dict, metric: str) -> tuple[float, list[float]]:
-    scores = []
-    for fold in report["folds"]:
-        values = fold["model"]
-        scores.append(float(values["rmse"]) ** 2 if metric == "mse" else float(values[metric]))
-    return float(sum(scores) / len(scores)), scores
-
-
-def _check_metric(metric: str) -> str:
-    metric = str(metric).lower()
-    if metric not in LOWER_IS_BETTER:
-        raise ConfigError(
-            f"promotion cannot compare metric {metric!r}; valid metrics: "
-            f"{', '.join(LOWER_IS_BETTER)} (lower is better)."
-        )
-    return metric
-
-
-def _better(challenger: float, champion: float) -> bool:
-    if math.isnan(challenger):
-        return False
-    if math.isnan(champion):
-        return True
-    return challenger < champion
-
-
-def promote_if_better(name: str, version, frame, *, metric: str = "mase", folds: int = 3,
-                      fold_size: int | None = None, mode: str = "expanding",
-                      epochs: int | None = None, reuse: bool = True) -> PromotionDecision:
-    """Backtests a challenger against the champion on the same folds; promotes it if better.
-
-    Both versions' configurations (read from their ``forecaster.json``) are refitted on every
-    fold's training rows and scored on the fold's test rows (``run_backtest``): the comparison
-    is fair and leak-free and costs ``folds x 2`` trainings. The challenger becomes
-    ``champion`` only when its mean ``metric`` is strictly lower; otherwise it keeps the alias
-    ``challenger``. The decision, both scores and the folds are written to the challenger's tags
-    (see the module docstring). With no champion yet, the version becomes champion without a
-    backtest.
-
-    Args:
-        name: the registered model.
-        version: the challenger's version number.
-        frame: the series to backtest on (``load_csv`` output, original units).
-        metric: ``mae``, ``rmse``, ``mape``, ``smape``, ``mase`` or ``mse`` (lower is better;
-            ``mse`` is each fold's RMSE squared).
-        folds, fold_size, mode: the backtest layout (``forecast.evaluation.backtest``);
-            ``fold_size`` defaults to ``max(horizon, rows // 10)``, the same for both.
-        epochs: override both configurations' epochs for the backtest (cost control).
-        reuse: take a version's backtest from its ``backtest.cache`` tag when the frame
-            (content hash), layout, epochs and configuration are the same as last time;
-            False refits both.
+def promote(name: str, version) -> str:
+    """Makes ``version`` the champion by hand (no backtest); the history keeps the old one.
 
     Returns:
-        A ``PromotionDecision``.
-
-    Raises:
-        ConfigError: unknown model, version or metric; versions forecasting different horizons
-            (promote by hand instead); invalid backtest settings.
-        DataError: too few rows for the folds.
-        ModelError: the champion fails to train, or a version holds no forecaster.
-    """
-    metric = _check_metric(metric)
-    if epochs is not None and (isinstance(epochs, bool) or int(epochs) < 1):
-        raise ConfigError(f"`epochs` must be a positive integer. Received: epochs={epochs!r}.")
-    client = _client()
-    version = str(_model_version(client, name, version).version)
-    champion = _alias_version(client, name, CHAMPION)
-    if champion is None:
-        reason = _crown_first(client, name, version)
-        return PromotionDecision(True, reason, version=version, decision="first_champion")
-    champion = str(champion)
-    if champion == version:  # e.g. register_version made the first version champion
-        tags = client.get_model_version(name, version).tags
-        reason = tags.get(TAG_REASON) or (
-            f"version {version} is already the champion of {name!r}; nothing to compare.")
-        return PromotionDecision(True, reason, champion_version_before=tags.get(
-            TAG_PREVIOUS_CHAMPION), version=version, decision=tags.get(TAG_DECISION))
-
-    challenger_cfg = _backtest_config(forecaster_config(name, version), epochs)
-    champion_cfg = _backtest_config(forecaster_config(name, champion), epochs)
-    if challenger_cfg.get("horizon") != champion_cfg.get("horizon"):
-        raise ConfigError(
-            f"version {version} of {name!r} forecasts {challenger_cfg.get('horizon')} steps but "
-            f"the champion (version {champion}) {champion_cfg.get('horizon')}: their backtest "
-            "scores are not comparable. Promote by hand with "
-            f"`forecast registry promote {name} {version}` if it should serve."
-        )
-    if fold_size is None:
-        fold_size = max(int(challenger_cfg["horizon"]), len(frame) // 10)
-    settings = {"folds": folds, "fold_size": fold_size, "mode": mode, "epochs": epochs,
-                "rows": len(frame), "metric": metric}
-
-    layout = {"folds": folds, "fold_size": fold_size, "mode": mode}
-    try:
-        challenger_report = _backtest_version(client, name, version, frame, challenger_cfg,
-                                              layout, reuse=reuse)
-    except ModelError as exc:
-        reason = (f"version {version} failed to train in the backtest ({exc}); the champion "
-                  f"(version {champion}) stays.")
-        _set_tags(client, name, version, {
-            TAG_DECISION: "rejected", TAG_REASON: reason, TAG_METRIC: metric,
-            TAG_CHAMPION_VERSION: champion, TAG_SETTINGS: json.dumps(settings),
-        })
-        return PromotionDecision(False, reason, metric=metric, champion_version_before=champion,
-                                 version=version, decision="rejected")
-    try:
-        champion_report = _backtest_version(client, name, champion, frame, champion_cfg,
-                                            layout, reuse=reuse)
-    except ForecastError as exc:
-        raise type(exc)(
-            f"the champion (version {champion} of {name!r}) could not be backtested: {exc}"
-        ) from None
-
-    settings["reused"] = {"challenger": challenger_report["cached"],
-                          "champion": champion_report["cached"]}
-    challenger_score, challenger_folds = _fold_scores(challenger_report, metric)
-    champion_score, champion_folds = _fold_scores(champion_report, metric)
-    fold_rows = []
-    for k, (fold, other) in enumerate(zip(challenger_report["folds"],
-                                          champion_report["folds"], strict=True)):
-        if (fold["origin"], fold["test_end"]) != (other["origin"], other["test_end"]):
-            raise ModelError(  # run_backtest lays folds out by fold_size only; guard anyway
-                f"the backtests of versions {version} and {champion} used different folds "
-                f"({fold['origin']}..{fold['test_end']} vs {other['origin']}..{other['test_end']})."
-            )
-        fold_rows.append({
-            "fold": k, "fit_start": fold["fit_start"], "fit_end": fold["fit_end"],
-            "origin": fold["origin"], "test_end": fold["test_end"],
-            "challenger": challenger_folds[k], "champion": champion_folds[k],
-        })
-
-    promoted = _better(challenger_score, champion_score)
-    summary = (f"{metric} {challenger_score:.6g} (version {version}) vs {champion_score:.6g} "
-               f"(champion, version {champion}) over {folds} folds of {fold_size} rows")
-    if promoted:
-        _make_champion(client, name, version)
-        decision, reason = "promoted", f"version {version} is better: {summary}."
-    else:
-        decision = "kept_challenger"
-        reason = (f"version {version} is not better (lower {metric} wins): {summary}; "
-                  f"version {champion} stays champion.")
-    _set_tags(client, name, version, {
-        TAG_DECISION: decision,
-        TAG_REASON: reason,
-        TAG_METRIC: metric,
-        TAG_CHALLENGER_SCORE: repr(challenger_score),
-        TAG_CHAMPION_SCORE: repr(champion_score),
-        TAG_CHAMPION_VERSION: champion,
-        TAG_FOLDS: json.dumps(fold_rows),
-        TAG_SETTINGS: json.dumps(settings),
-    })
-    return PromotionDecision(
-        promoted=promoted, reason=reason, metric=metric, challenger_score=challenger_score,
-        champion_score=champion_score, champion_version_before=champion, folds=fold_rows,
-        version=version, decision=decision,
-    )
-
-
-def promote(name: str, version) -> PromotionDecision:
-    """Makes ``version`` the champion by hand (no backtest); the history keeps the old one.
+        The reason recorded (one sentence).
 
     Raises:
         ConfigError: unknown model or version.
@@ -582,14 +375,12 @@ def promote(name: str, version) -> PromotionDecision:
     before = _alias_version(client, name, CHAMPION)
     before = None if before is None else str(before)
     if before == version:
-        return PromotionDecision(False, f"version {version} is already the champion of "
-                                 f"{name!r}.", champion_version_before=before, version=version)
+        return f"version {version} is already the champion of {name!r}."
     _make_champion(client, name, version)
     reason = (f"version {version} promoted by hand" +
               (f" over version {before}." if before else " (first champion)."))
     _set_tags(client, name, version, {TAG_DECISION: "manual", TAG_REASON: reason})
-    return PromotionDecision(True, reason, champion_version_before=before, version=version,
-                             decision="manual")
+    return reason
 
 
 def rollback(name: str):
@@ -629,8 +420,9 @@ def list_versions(name: str) -> list[dict]:
 
     Returns:
         Dicts of ``version`` (int), ``aliases`` (list), ``run_id``, ``created`` (ISO time, UTC),
-        ``status``, ``source`` and ``tags`` (the ``promotion.*``, ``previous_champion`` and
-        ``rolled_back`` tags only).
+        ``status``, ``source``, ``kind`` (``network`` or a baseline), ``score`` and ``metric``
+        (its mean backtest metric, None before promotion ran) and ``tags`` (the
+        ``promotion.*``, ``previous_champion`` and ``rolled_back`` tags only).
 
     Raises:
         ConfigError: unknown model (the message lists the registered ones).
@@ -652,6 +444,9 @@ def list_versions(name: str) -> list[dict]:
             "created": created.isoformat(timespec="seconds"),
             "status": mv.status,
             "source": mv.source,
+            "kind": mv.tags.get(TAG_KIND, KIND_NETWORK),
+            "score": float(mv.tags[TAG_SCORE]) if TAG_SCORE in mv.tags else None,
+            "metric": mv.tags.get(TAG_SCORE_METRIC),
             "tags": {k: v for k, v in mv.tags.items()
                      if k.startswith("promotion.") or k in (TAG_PREVIOUS_CHAMPION,
                                                             TAG_ROLLED_BACK)},
@@ -667,10 +462,13 @@ def champion_history(name: str) -> list[int]:
 __all__ = [
     "CHAMPION",
     "CHALLENGER",
-    "LOWER_IS_BETTER",
-    "PromotionDecision",
     "register_version",
-    "promote_if_better",
+    "make_champion",
+    "champion_version",
+    "model_version",
+    "set_version_tags",
+    "cached_backtest",
+    "store_backtest",
     "promote",
     "rollback",
     "list_versions",

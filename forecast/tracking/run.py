@@ -8,6 +8,7 @@ import mlflow
 import pandas as pd
 import yaml
 
+from forecast.data.dataset import describe
 from forecast.evaluation import plot_error_by_step, plot_forecast, plot_training_curves
 from forecast.options import ForecasterConfig, parse_config
 from forecast.tracking.mlflow import (
@@ -98,6 +99,7 @@ def train_tracked(
     register: str | None = None,
     promote_metric: str = "mase",
     promote_folds: int = 3,
+    allow_worse_than_baseline: bool = False,
     experiment: str = DEFAULT_EXPERIMENT,
     run_name: str | None = None,
     tags: dict | None = None,
@@ -110,9 +112,10 @@ def train_tracked(
         source: where the data came from (the CSV path), for lineage.
         time_col: the time column's name in the raw data (the served model takes it).
         val, test, borders: the chronological split.
-        register: a registered model name: the version gets the ``challenger`` alias and is
-            promoted to ``champion`` if it wins the backtest (or is the first).
-        promote_metric, promote_folds: the promotion rule.
+        register: a registered model name: the version gets the ``challenger`` alias and
+            ``forecast.evaluation.promotion.register_and_promote`` decides the champion (the
+            model, the current champion or the best baseline, on the same backtest folds).
+        promote_metric, promote_folds, allow_worse_than_baseline: the promotion rule.
         experiment, run_name, tags: where the run goes and how it is labelled.
 
     Returns:
@@ -124,7 +127,7 @@ def train_tracked(
     from forecast.serving import log_forecaster
 
     config = parse_config(config)
-    time_col = time_col or frame.attrs.get("time_col") or frame.index.name or "time"
+    time_col = time_col or describe(frame).time_col or "time"
     with tracked_run(run_name, experiment=experiment, tags=tags) as run:
         # what was asked, kept even when training fails; the params are what was used
         mlflow.log_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False),
@@ -142,12 +145,12 @@ def train_tracked(
         info = log_forecaster(report.forecaster, time_col=time_col, input_example=history)
         result = TrackedTraining(report, run.info.run_id, info.model_uri)
         if register:
-            from forecast.tracking.registry import promote_if_better, register_version
+            from forecast.evaluation.promotion import register_and_promote
 
-            version = register_version(info.model_uri, register, run_id=run.info.run_id)
-            result.version = str(version.version)
-            decision = promote_if_better(register, version.version, frame,
-                                         metric=promote_metric, folds=promote_folds)
+            decision = register_and_promote(
+                info.model_uri, register, frame, run_id=run.info.run_id, metric=promote_metric,
+                folds=promote_folds, allow_worse_than_baseline=allow_worse_than_baseline)
+            result.version = decision.version
             result.promotion = decision.to_dict()
             mlflow.set_tags({"registry.name": register, "registry.version": result.version,
                              "registry.promoted": str(result.promotion.get("promoted"))})

@@ -5,6 +5,7 @@ forecast clearly, and saves/loads (`.keras`, safe_mode) with identical predictio
 """
 
 import json
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -37,6 +38,11 @@ def series():
     return frame.iloc[:480], x_test, y_test
 
 
+def _sized(setup, spec) -> dict:
+    """The segment setup needs a segment length dividing the lookback and the horizon."""
+    return {"segment_length": math.gcd(spec.lookback, spec.horizon)} if setup == "segment" else {}
+
+
 def _roundtrip(model, inputs, expected, tmp_path):
     """Save as .keras, load with safe_mode=True: the same predictions as `expected`."""
     path = tmp_path / f"{model.name}.keras"
@@ -56,7 +62,8 @@ def _perturb(model, scale=0.3, seed=0):
 @pytest.mark.parametrize("setup", list(SETUPS))
 def test_setup_beats_naive_and_round_trips(setup, cell, series, tmp_path):
     train_frame, x_test, y_test = series
-    model = build_model(setup, SPEC, cell=cell, units=16, seed=0)  # sets the global seeds
+    model = build_model(setup, SPEC, cell=cell, units=16, seed=0,  # sets the global seeds
+                        **_sized(setup, SPEC))
     train = make_dataset(train_frame, SPEC, batch_size=32, shuffle=True, seed=0)
     assert model.name == setup
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
@@ -120,7 +127,8 @@ def test_synced_feeds_its_predictions_back():
 def test_instance_norm_is_reversible(setup, mode):
     """f(x + c) == f(x) + c: the normalisation removes the level and adds it back exactly."""
     spec = WindowSpec(lookback=12, horizon=4, targets=("a", "b"))
-    model = build_model(setup, spec, units=4, instance_norm=mode, linear_skip=True, seed=0)
+    model = build_model(setup, spec, units=4, instance_norm=mode, linear_skip=True, seed=0,
+                        **_sized(setup, spec))
     _perturb(model)  # RevIN affine and linear skip away from their initial values
     if mode == "revin":
         assert not np.allclose(model.get_layer("instance_norm").get_weights()[0], 1.0)
@@ -218,7 +226,8 @@ def test_every_setup_is_built_from_forecast_layers():
     import forecast.layers as ours
 
     for setup in SETUPS:
-        model = build_model(setup, SPEC, cell="peephole", units=4, layers=2)
+        model = build_model(setup, SPEC, cell="peephole", units=4, layers=2,
+                            **_sized(setup, SPEC))
         recurrent = [layer for layer in model._flatten_layers()
                      if "LSTM" in type(layer).__name__ or "GRU" in type(layer).__name__]
         assert recurrent, setup

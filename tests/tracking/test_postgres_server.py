@@ -19,7 +19,7 @@ from tests.tracking.conftest import QUICK, QUICKSTART, run_at_once
 #: the naive baseline's test metrics on ETTh1 rows [2400, 2800) (lookback 24, horizon 24):
 #: a property of the data alone, so any store must return exactly these.
 NAIVE = {"mae": 1.6644337647725702, "rmse": 2.212842944978077, "mase": 0.7386639489529169}
-DECISIONS = {"first_champion", "promoted", "kept_challenger"}
+DECISIONS = {"promoted", "kept_challenger", "baseline_champion"}
 
 
 @pytest.fixture
@@ -74,8 +74,12 @@ def test_quickstart_pipeline_runs_against_mlflow_server_on_postgres(on_server, t
     version = client.get_model_version("etth1-ot-team", "1")
     assert version.run_id == result.run_id and version.status == "READY"
     aliases = client.get_registered_model("etth1-ot-team").aliases
-    assert {alias: str(v) for alias, v in aliases.items()} == {"champion": "1"}
-    assert result.promotion["decision"] == "first_champion"
+    # the first version is backtested beside the baselines too: it or the best baseline serves
+    champion = result.promotion["champion_version"]
+    assert result.promotion["decision"] in ("promoted", "baseline_champion")
+    assert str(aliases["champion"]) == champion
+    if result.promotion["decision"] == "baseline_champion":
+        assert champion == "2" and str(aliases["challenger"]) == "1"
 
     # artifacts went through the server to its --artifacts-destination
     assert [a.path for a in client.list_artifacts(result.run_id, "forecast")] == [
@@ -91,8 +95,9 @@ def test_quickstart_pipeline_runs_against_mlflow_server_on_postgres(on_server, t
     stored_mae = _rows(on_server.backend, "SELECT value FROM latest_metrics WHERE run_uuid = %s "
                        "AND key = 'test.naive.mae'", result.run_id)
     assert stored_mae[0][0] == pytest.approx(NAIVE["mae"], rel=1e-9)
-    assert _rows(on_server.backend, "SELECT version, run_id FROM model_versions WHERE name = %s",
-                 "etth1-ot-team") == [(1, result.run_id)]
+    rows = _rows(on_server.backend, "SELECT version, run_id FROM model_versions WHERE name = %s",
+                 "etth1-ot-team")  # the model, and a baseline if one became champion
+    assert sorted(rows)[0] == (1, result.run_id) and {run for _, run in rows} == {result.run_id}
 
 
 def test_four_pipeline_runs_at_once_are_all_recorded_on_the_server(team_server, tmp_path,
@@ -124,13 +129,14 @@ def test_four_pipeline_runs_at_once_are_all_recorded_on_the_server(team_server, 
     # same data, seed and deterministic ops: four identical models, four identical records
     assert maes == pytest.approx([maes[0]] * 4, rel=1e-6)
 
-    versions = client.search_model_versions("name = 'etth1-ot-concurrent'")
-    assert sorted(int(v.version) for v in versions) == [1, 2, 3, 4]  # none lost
-    assert {v.run_id for v in versions} == run_ids
-    assert {result["version"] for result in results} == {"1", "2", "3", "4"}
+    every = client.search_model_versions("name = 'etth1-ot-concurrent'")
+    # each run's model; promotion may also register a baseline from a run (another kind)
+    versions = [v for v in every if v.tags.get("forecast.kind") == "network"]
+    assert len(versions) == 4 and {v.run_id for v in versions} == run_ids  # none lost
+    assert {result["version"] for result in results} == {str(v.version) for v in versions}
     assert {result["promotion"]["decision"] for result in results} <= DECISIONS
     champion = client.get_registered_model("etth1-ot-concurrent").aliases["champion"]
-    assert str(champion) in {"1", "2", "3", "4"}
+    assert str(champion) in {str(v.version) for v in every}
 
     forecasts = [pd.read_csv(tmp_path / f"forecast-{index}.csv") for index in range(4)]
     assert [len(frame) for frame in forecasts] == [24] * 4

@@ -78,12 +78,19 @@ def test_tracked_run_logs_everything_and_serves_the_champion(synthetic_csv):
     assert "config.yaml" in {a.path for a in client.list_artifacts(result.run_id)}
     inputs = run.inputs.dataset_inputs
     assert len(inputs) == 1 and inputs[0].dataset.name == Path(synthetic_csv).name
-    # registered, first version is champion, and the alias serves forecasts from raw history
+    # registered and backtested beside the baselines; the champion (the model, or the best
+    # baseline when it beats the model) serves forecasts from raw history
     assert result.version == "1"
     champion = client.get_model_version_by_alias("synthetic", "champion")
-    assert str(champion.version) == "1"
+    kind = result.promotion["champion_kind"]
+    assert str(champion.version) == result.promotion["champion_version"]
+    assert champion.tags["forecast.kind"] == kind
+    assert (kind == "network") == (result.promotion["decision"] == "promoted")
     raw = pd.read_csv(synthetic_csv).iloc[-100:]
     served = forecast.load("models:/synthetic@champion").predict(raw)
-    expected = result.report.forecaster.predict(frame.iloc[-100:])
+    forecaster = result.report.forecaster
+    if kind != "network":
+        forecaster = forecaster.as_baseline(kind)
+    expected = forecaster.predict(frame.iloc[-100:])
     assert list(pd.to_datetime(served["date"])) == list(expected.index)
     np.testing.assert_allclose(served["y"].to_numpy(), expected["y"].to_numpy(), rtol=1e-6)
