@@ -35,12 +35,11 @@ from forecast.data.windows import window_targets
 from forecast.errors import ConfigError, DataError, ModelError
 from forecast.models import build_model
 from forecast.models.baselines import BASELINES, baseline_from_json, make_baseline
-from forecast.options import ForecasterConfig, ResolvedSettings, parse_config
+from forecast.options import NETWORK, ForecasterConfig, ResolvedSettings, parse_config
 from forecast.training import FitResult, fit, make_strategy, set_seed
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "forecaster.json"
-NETWORK = "network"
 
 
 def with_lookback(config: dict | ForecasterConfig, freq: str | None,

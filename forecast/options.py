@@ -69,6 +69,9 @@ METRICS = (*POINT_METRICS, "pinball", "coverage")
 PROMOTION_METRICS = (*POINT_METRICS, "mse")
 #: the baselines every model is judged against (``forecast.models.baselines``).
 BASELINES = ("naive", "seasonal_naive", "linear")
+#: the kind of a forecaster (and of a registered version) that holds the trained network; a
+#: baseline champion's kind is the baseline's name.
+NETWORK = "network"
 #: how ``load_csv`` fills short gaps and missing cells.
 FILLS = ("interpolate", "ffill", "zero", "error")
 #: what ``load_csv`` does with duplicate timestamps.

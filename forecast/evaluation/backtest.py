@@ -52,6 +52,7 @@ from forecast.data.windows import WindowSpec, make_dataset, window_targets
 from forecast.errors import ConfigError, DataError
 from forecast.evaluation.metrics import compute_metrics
 from forecast.models.baselines import make_baseline
+from forecast.options import BACKTEST_MODES
 
 
 class BaselineEstimator:
@@ -275,7 +276,7 @@ def _check_layout(frame: pd.DataFrame, spec: WindowSpec, source: str, folds: int
     Raises:
         ConfigError: an invalid setting. DataError: too few rows, or a long-format frame.
     """
-    if mode not in ("expanding", "sliding"):
+    if mode not in BACKTEST_MODES:
         raise ConfigError(f'`mode` must be "expanding" or "sliding". Received: mode={mode!r}.')
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(

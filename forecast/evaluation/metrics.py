@@ -27,8 +27,6 @@ from forecast.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-POINT_METRICS = ("mae", "rmse", "mape", "smape", "mase")
-
 
 def _as_3d(y, name: str) -> np.ndarray:
     array = np.asarray(y, dtype=np.float64)

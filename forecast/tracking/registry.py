@@ -49,6 +49,7 @@ import tempfile
 from pathlib import Path
 
 from forecast.errors import ConfigError, ModelError
+from forecast.options import NETWORK
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -68,7 +69,7 @@ TAG_BACKTEST_CACHE = "backtest.cache"
 
 TAG_KIND = "forecast.kind"
 #: ``forecast.kind`` of a version that holds the trained network (else a baseline's name)
-KIND_NETWORK = "network"
+KIND_NETWORK = NETWORK
 TAG_SCORE = "backtest.score"
 TAG_SCORE_METRIC = "backtest.metric"
 TAG_BASELINES = "promotion.baselines"

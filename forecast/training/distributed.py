@@ -32,10 +32,9 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from forecast.errors import ConfigError
+from forecast.options import STRATEGIES
 
 logger = logging.getLogger("forecast.training")
-
-STRATEGIES = ("default", "mirrored", "multi_worker")
 TF_CONFIG = "TF_CONFIG"
 _TASK_TYPES = ("chief", "worker")
 _EXAMPLE = (

@@ -113,9 +113,9 @@ def test_pipeline_yaml_and_set_override_carry_the_strategy(tmp_path):
         window: {horizon: 4, lookback: 8}
         train: {epochs: 1, strategy: mirrored}
     """))
-    assert load_pipeline(path).forecaster_config()["train"]["strategy"] == "mirrored"
+    assert load_pipeline(path).forecaster_config().train.strategy == "mirrored"
     spec = load_pipeline(path, overrides=["train.strategy=multi_worker"])
-    assert spec.forecaster_config()["train"]["strategy"] == "multi_worker"
+    assert spec.forecaster_config().train.strategy == "multi_worker"
     with pytest.raises(ConfigError, match=r"train.strategy"):
         load_pipeline(path, overrides=["train.strategy=gpus"])
 
