@@ -51,12 +51,15 @@ test-airflow: $(STAMP) $(AIRFLOW_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check forecast tests tests_airflow benchmarks pipelines
 
-# torch is a benchmark peer only (torch.nn.LSTM), never a dependency of the project.
+# torch is a benchmark peer only (torch.nn.LSTM), never a dependency of the project; pmdarima,
+# vega_datasets and statsmodels only ship the real series of benchmarks/real_data.py.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet pmdarima==2.1.1 vega_datasets==0.9.0 statsmodels==0.15.0
 	$(BIN)/python benchmarks/bench_windows.py
 	$(BIN)/python benchmarks/bench_lstm.py
 	$(BIN)/python benchmarks/ett.py --check
+	$(BIN)/python benchmarks/real_data.py
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) build *.egg-info

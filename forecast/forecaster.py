@@ -35,6 +35,7 @@ from forecast.data.windows import window_targets
 from forecast.errors import ConfigError, DataError, ModelError
 from forecast.models import build_model
 from forecast.models.baselines import BASELINES, baseline_from_json, make_baseline
+from forecast.models.setups import get_setup
 from forecast.options import NETWORK, ForecasterConfig, ResolvedSettings, parse_config
 from forecast.training import FitResult, fit, make_strategy, set_seed
 
@@ -219,7 +220,8 @@ class Forecaster:
         info = describe(train)
         targets, covariates = list(info.targets), list(info.covariates)
         self.freq = info.freq
-        calendar = calendar_feature_names(self.freq) if self.config.calendar and self.freq else []
+        use_calendar = self._resolve_calendar()
+        calendar = calendar_feature_names(self.freq) if use_calendar and self.freq else []
         if self.config.lookback is None:
             lookback, self.lookback_reason = lookback_choice(
                 self.freq, self.config.horizon, len(train))
@@ -229,6 +231,23 @@ class Forecaster:
             lookback, self.config.horizon, targets=tuple(targets),
             past_covariates=tuple(covariates), future_covariates=tuple(calendar),
         )
+
+    def _resolve_calendar(self) -> bool:
+        """Calendar features on or off: as given, or on exactly when the setup reads
+        known-future inputs; the resolved value is kept in ``config`` (and logged).
+
+        Raises:
+            ConfigError: calendar features asked for a setup that cannot read them.
+        """
+        reads_future = get_setup(self.config.setup).SUPPORTS_FUTURE_COVARIATES
+        if self.config.calendar is None:
+            self.config = self.config.model_copy(update={"calendar": reads_future})
+        elif self.config.calendar and not reads_future:
+            raise ConfigError(
+                f"setup {self.config.setup!r} reads the targets alone, so it cannot use calendar "
+                "features: set calendar to false (YAML `model.calendar: false`, CLI "
+                "--no-calendar) or leave it unset.")
+        return self.config.calendar
 
     def _scaled_columns(self) -> list[str]:
         return list(self.spec.targets + self.spec.past_covariates)

@@ -399,9 +399,10 @@ class FeatureOptions(_Settings):
 
     setup: Annotated[str, _word("setup", SETUPS)] = Field(
         "many_to_one", description="many_to_one, one_to_many, seq2seq, synced or segment.")
-    calendar: bool = Field(
-        True, description="Calendar features (hour, weekday, month as sin/cos) as known-future "
-                          "inputs.")
+    calendar: bool | None = Field(
+        None, description="Calendar features (hour, weekday, month as sin/cos) as known-future "
+                          "inputs; None: on when the setup reads known-future inputs (all but "
+                          "segment).")
     scaler: Literal[SCALERS] = Field(
         "standard", description="standard, minmax or robust, fitted on the training part only.")
 

@@ -141,3 +141,19 @@ def test_cli_pipeline_and_forecaster_train_the_same_model(tmp_path, capsys):
     # and the pipeline's model scores exactly what the CLI's scores on the same test part
     pipeline_mae = client.get_run(result.run_id).data.metrics["test.model.mae"]
     assert pipeline_mae == pytest.approx(cli["model"]["mae"], rel=1e-9)
+
+
+def test_calendar_features_follow_the_setup_unless_given(synthetic_csv):
+    from forecast.data import load_csv
+    from forecast.forecaster import Forecaster
+
+    frame = load_csv(synthetic_csv, targets=["y"])
+    config = {"horizon": 24, "lookback": 48, "setup": "segment", "model": {"units": 4},
+              "train": {"epochs": 1, "verbose": 0}}
+    segment = Forecaster(config).fit(frame)
+    assert segment.resolved.config.calendar is False and segment.spec.future_covariates == ()
+    lstm = Forecaster({**config, "setup": "many_to_one"}).fit(frame)
+    assert lstm.resolved.config.calendar is True and "hour_of_day_sin" in lstm.resolved.flat()[
+        "future_covariates"]
+    with pytest.raises(ConfigError, match="--no-calendar"):
+        Forecaster({**config, "calendar": True}).fit(frame)

@@ -33,7 +33,7 @@ def _option(settings, name: str, flag: str, **kwargs):
     return typer.Option(settings.default(name), flag, help=settings.help(name), **kwargs)
 
 
-def _config(*, horizon, lookback, setup, batch_size, model: dict, train: dict):
+def _config(*, horizon, lookback, setup, batch_size, model: dict, train: dict, calendar=None):
     """The ``ForecasterConfig`` of the command's options (ConfigError names a bad one)."""
     from forecast.options import parse_config
 
@@ -42,7 +42,8 @@ def _config(*, horizon, lookback, setup, batch_size, model: dict, train: dict):
     else:
         model.pop("quantiles", None)
     return parse_config({"horizon": horizon, "lookback": lookback, "setup": setup,
-                         "batch_size": batch_size, "model": model, "train": train})
+                         "calendar": calendar, "batch_size": batch_size, "model": model,
+                         "train": train})
 
 
 def _cluster_role(strategy: str, register_as: str | None):
@@ -117,6 +118,7 @@ def train(
     horizon: int = typer.Option(None, "--horizon", help="Steps to forecast (default: a season)."),
     lookback: int = _option(WindowOptions, "lookback", "--lookback"),
     setup: str = _option(FeatureOptions, "setup", "--setup"),
+    calendar: bool = _option(FeatureOptions, "calendar", "--calendar/--no-calendar"),
     cell: str = _option(ModelOptions, "cell", "--cell"),
     units: int = _option(ModelOptions, "units", "--units"),
     layers: int = _option(ModelOptions, "layers", "--layers"),
@@ -162,7 +164,7 @@ def train(
                               freq=freq)
     config = _config(
         horizon=horizon or _default_horizon(frame), lookback=lookback, setup=setup,
-        batch_size=batch_size,
+        calendar=calendar, batch_size=batch_size,
         model={"cell": cell, "units": units, "layers": layers, "dropout": dropout,
                "instance_norm": instance_norm, "linear_skip": linear_skip,
                "channel_independent": channel_independent, "segment_length": segment_length,
