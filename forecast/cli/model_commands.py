@@ -107,6 +107,12 @@ _OPT_TIME = typer.Option(None, "--time-col", help="Timestamp column (auto-detect
 _OPT_TARGET = typer.Option(None, "--target", help="Target column; repeat for several.")
 _OPT_COV = typer.Option(None, "--covariate", help="Past covariate column; repeatable.")
 _OPT_FREQ = typer.Option(None, "--freq", help="Sampling frequency (inferred when left out).")
+_OPT_HORIZON = typer.Option(None, "--horizon", help="Steps to forecast (default: a season).")
+_OPT_LOOKBACK = _option(WindowOptions, "lookback", "--lookback")
+_OPT_SETUP = _option(FeatureOptions, "setup", "--setup")
+_OPT_CELL = _option(ModelOptions, "cell", "--cell")
+_OPT_UNITS = _option(ModelOptions, "units", "--units")
+_OPT_EPOCHS = _option(TrainOptions, "epochs", "--epochs")
 
 
 def train(
@@ -115,12 +121,12 @@ def train(
     target: list[str] = _OPT_TARGET,
     covariate: list[str] = _OPT_COV,
     freq: str = _OPT_FREQ,
-    horizon: int = typer.Option(None, "--horizon", help="Steps to forecast (default: a season)."),
-    lookback: int = _option(WindowOptions, "lookback", "--lookback"),
-    setup: str = _option(FeatureOptions, "setup", "--setup"),
+    horizon: int = _OPT_HORIZON,
+    lookback: int = _OPT_LOOKBACK,
+    setup: str = _OPT_SETUP,
     calendar: bool = _option(FeatureOptions, "calendar", "--calendar/--no-calendar"),
-    cell: str = _option(ModelOptions, "cell", "--cell"),
-    units: int = _option(ModelOptions, "units", "--units"),
+    cell: str = _OPT_CELL,
+    units: int = _OPT_UNITS,
     layers: int = _option(ModelOptions, "layers", "--layers"),
     dropout: float = _option(ModelOptions, "dropout", "--dropout"),
     instance_norm: str = _option(ModelOptions, "instance_norm", "--instance-norm"),
@@ -130,7 +136,7 @@ def train(
     segment_length: int = _option(ModelOptions, "segment_length", "--segment-length"),
     segment_decoder: str = _option(ModelOptions, "segment_decoder", "--segment-decoder"),
     quantile: list[float] = typer.Option(None, "--quantile", help="Quantile level; repeatable."),
-    epochs: int = _option(TrainOptions, "epochs", "--epochs"),
+    epochs: int = _OPT_EPOCHS,
     learning_rate: float = _option(TrainOptions, "learning_rate", "--learning-rate"),
     patience: int = _option(TrainOptions, "patience", "--patience"),
     batch_size: int = _option(BatchOptions, "batch_size", "--batch-size"),
@@ -261,12 +267,12 @@ def backtest(
     target: list[str] = _OPT_TARGET,
     covariate: list[str] = _OPT_COV,
     freq: str = _OPT_FREQ,
-    horizon: int = typer.Option(None, "--horizon", help="Steps to forecast (default: a season)."),
-    lookback: int = _option(WindowOptions, "lookback", "--lookback"),
-    setup: str = _option(FeatureOptions, "setup", "--setup"),
-    cell: str = _option(ModelOptions, "cell", "--cell"),
-    units: int = _option(ModelOptions, "units", "--units"),
-    epochs: int = _option(TrainOptions, "epochs", "--epochs"),
+    horizon: int = _OPT_HORIZON,
+    lookback: int = _OPT_LOOKBACK,
+    setup: str = _OPT_SETUP,
+    cell: str = _OPT_CELL,
+    units: int = _OPT_UNITS,
+    epochs: int = _OPT_EPOCHS,
     folds: int = typer.Option(3, "--folds", help="Rolling-origin folds."),
     fold_size: int = typer.Option(None, "--fold-size", help="Test rows per fold."),
     mode: str = typer.Option(BACKTEST_MODES[0], "--mode", help=" or ".join(BACKTEST_MODES) + "."),
