@@ -2,7 +2,8 @@
 
 On a machine with a CUDA GPU this asserts that `implementation="auto"` takes cuDNN for LSTM and
 GRU, that cuDNN and the fused kernel agree within 1e-4 (outputs, final states, gradients), also
-with a right-padded mask and go_backwards, and prints train-step times of ours vs
+with a right-padded mask and go_backwards, that the segment setup's layers run on cuDNN, and
+prints train-step times of ours vs
 `keras.layers.LSTM` (which uses cuDNN there) at the three benchmark shapes.
 
 Without a GPU it says so and exits with status 0 (nothing to check), so it can run anywhere.
@@ -51,6 +52,19 @@ def _compare(layer_cls, **kwargs):
     return max(float(np.abs(a - b).max()) for a, b in zip(*results, strict=True))
 
 
+def _segment_kernels(cell: str) -> list[str]:
+    """The kernels the segment setup's recurrent layers ran (encoder and batched decoder)."""
+    from forecast.data import WindowSpec
+    from forecast.models import build_model
+
+    spec = WindowSpec(lookback=96, horizon=48, targets=("a", "b"))
+    model = build_model("segment", spec, cell=cell, units=32, segment_length=24,
+                        channel_independent=True, seed=0)
+    model(np.random.default_rng(0).normal(size=(8, 96, 2)).astype("float32"))
+    return [str(layer.kernel_used) for layer in model._flatten_layers()
+            if isinstance(layer, LSTM | GRU)]
+
+
 def main():
     if not gpu_available():
         print("gpu_check: no CUDA GPU visible to TensorFlow "
@@ -66,6 +80,10 @@ def main():
             label = ", ".join(k for k in kwargs) or "plain"
             print(f"{layer_cls.__name__:<5} cuDNN vs fused ({label}): max |diff| = {diff:.2e}")
             assert diff < 1e-4, diff
+    for cell in ("lstm", "gru"):  # the segment setup is an ordinary use of the layers
+        kernels = _segment_kernels(cell)
+        print(f"segment setup ({cell}): recurrent kernels {kernels}")
+        assert set(kernels) == {"cudnn"}, kernels
     print("train_on_batch ms/step (median) on the GPU")
     print(f"{'shape':<28}{'ours (cuDNN)':>14}{'keras (cuDNN)':>15}{'ratio':>8}")
     for name, shape in SHAPES.items():
