@@ -374,8 +374,8 @@ def _decide(name: str, version: str, champion: str | None, board: _Scoreboard, w
             allow_worse: bool) -> PromotionDecision:
     """The rule: the challenger serves only when it beats the champion and the best baseline;
     the best baseline serves when it beats both."""
-    label, score, best, best_score = board.metric.upper(), board.score, board.best, \
-        board.best_score
+    label, score = board.metric.upper(), board.score
+    best, best_score = board.best, board.best_score
     beats_baseline = best is None or _better(score, best_score)
     beats_champion = champion is None or _better(score, board.champion_score)
     decision = PromotionDecision(
