@@ -312,6 +312,7 @@ def train(state: StepState | dict, *, echo: Echo | None = None,
         ForecastError: training failed; the run is FAILED with the message.
     """
     from forecast.tracking.run import train_tracked
+    from forecast.workflow import versus_best_baseline
 
     state, echo, cache = _start(state, echo, cache)
     spec = _spec(state, cache)
@@ -332,7 +333,7 @@ def train(state: StepState | dict, *, echo: Echo | None = None,
     state.steps["train"] = report.seconds
     state.steps["evaluate"] = max(total - report.seconds, 0.0)
     echo(f"[train] {report.forecaster.resolved.summary()}")
-    echo(f"[evaluate] {report.to_dict()['versus']}")
+    echo(f"[evaluate] {versus_best_baseline(report.metrics)}")
     echo(f"[train] done in {report.seconds:.1f} s; [evaluate] done in "
          f"{state.steps['evaluate']:.1f} s")
     cache.forecaster = report.forecaster

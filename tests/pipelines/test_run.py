@@ -9,22 +9,10 @@ from mlflow import MlflowClient
 
 from forecast.cli import main
 from forecast.pipelines import run_pipeline
-from tests.pipelines.conftest import write_pipeline
+from tests.pipelines.conftest import tiny_pipeline, write_pipeline
 
-PIPELINE = """\
-name: tiny
-data:
-  path: data/series.csv
-  time_col: date
-  targets: [y]
-  covariates: [x]
-window: {lookback: 24, horizon: 6}
-model: {units: 4, linear_skip: true}
-train: {epochs: 1, batch_size: 64, verbose: 0, seed: 1}
-evaluate: {metrics: [mae, mase]}
-register: {name: tiny-model, promotion_folds: 2, promotion_epochs: 1}
-forecast: {path: out/forecast.csv}
-"""
+PIPELINE = tiny_pipeline(
+    "tiny", register="{name: tiny-model, promotion_folds: 2, promotion_epochs: 1}")
 
 
 @pytest.fixture

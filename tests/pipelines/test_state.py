@@ -13,21 +13,9 @@ from forecast.pipelines import steps
 from forecast.pipelines.run import PipelineResult
 from forecast.pipelines.state import StepState
 from forecast.scheduling.airflow import read_header
-from tests.pipelines.conftest import write_pipeline
+from tests.pipelines.conftest import tiny_pipeline, write_pipeline
 
-PIPELINE = """\
-name: tiny-state
-data:
-  path: data/series.csv
-  time_col: date
-  targets: [y]
-  covariates: [x]
-window: {lookback: 24, horizon: 6}
-model: {units: 4, linear_skip: true}
-train: {epochs: 1, batch_size: 64, verbose: 0, seed: 1}
-evaluate: {metrics: [mae, mase]}
-forecast: {path: out/forecast.csv}
-"""
+PIPELINE = tiny_pipeline("tiny-state")
 
 
 def full_state() -> StepState:

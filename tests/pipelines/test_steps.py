@@ -16,22 +16,12 @@ from forecast.pipelines import steps
 from forecast.pipelines.state import StepState
 from forecast.scheduling.airflow import jsonable
 from tests.conftest import synthetic_frame
-from tests.pipelines.conftest import write_pipeline
+from tests.pipelines.conftest import tiny_pipeline, write_pipeline
 
-PIPELINE = """\
-name: tiny-steps
-data:
-  path: data/series.csv
-  time_col: date
-  targets: [y]
-  covariates: [x]
-window: {lookback: 24, horizon: 6}
-model: {units: 4, linear_skip: true}
-train: {epochs: 1, batch_size: 64, verbose: 0, seed: 1}
-evaluate: {metrics: [mae, mase], backtest_folds: 2, backtest_epochs: 1}
-register: {name: tiny-steps-model, promotion_folds: 2, promotion_epochs: 1}
-forecast: {path: out/forecast.csv}
-"""
+PIPELINE = tiny_pipeline(
+    "tiny-steps",
+    evaluate="{metrics: [mae, mase], backtest_folds: 2, backtest_epochs: 1}",
+    register="{name: tiny-steps-model, promotion_folds: 2, promotion_epochs: 1}")
 
 
 @pytest.fixture
