@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import tzinfo
+from datetime import datetime, timedelta, tzinfo
+
+from forecast.errors import cut, shown
 
 
 def check_timezone(name: str) -> tzinfo:
@@ -39,19 +41,56 @@ def cron_trigger(cron: str, timezone: str = "UTC"):
 
     zone = check_timezone(timezone)
     fields = str(cron).split()
+    trigger = None
     try:
         if len(fields) == 5:
-            return CronTrigger.from_crontab(" ".join(fields), timezone=zone)
-        if len(fields) == 6:
+            trigger = CronTrigger.from_crontab(" ".join(fields), timezone=zone)
+        elif len(fields) == 6:
             second, minute, hour, day, month, dow = fields
-            return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                               day_of_week=dow, timezone=zone)
+            trigger = CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
+                                  day_of_week=dow, timezone=zone)
     except ValueError as exc:
-        raise ValueError(f"invalid cron {cron!r}: {exc}") from None
-    raise ValueError(
-        f"invalid cron {cron!r}: give 5 fields (minute hour day month weekday, e.g. "
-        f"\"0 2 * * *\") or 6 with the second first; received {len(fields)}."
-    )
+        raise ValueError(f"invalid cron {shown(cron)}: {cut(str(exc), 200)}") from None
+    if trigger is None:
+        raise ValueError(
+            f"invalid cron {shown(cron)}: give 5 fields (minute hour day month weekday, e.g. "
+            f"\"0 2 * * *\") or 6 with the second first; received {len(fields)}."
+        )
+    check_fires(trigger, cron)
+    return trigger
+
+
+#: how far ahead ``check_fires`` looks for a time a cron line matches.
+FIRES_WITHIN = timedelta(days=5 * 366)
+
+
+def check_fires(trigger, cron: str = "", now: datetime | None = None):
+    """Refuses a trigger that never fires (``0 0 30 2 *``: 30 February) within ``FIRES_WITHIN``.
+
+    Args:
+        trigger: an APScheduler trigger.
+        cron: the line it came from, for the message.
+        now: the time to look from (default: now).
+
+    Returns:
+        The next fire time.
+
+    Raises:
+        ValueError: no fire time within five years, naming the line.
+    """
+    import copy
+
+    now = now or datetime.now(trigger.timezone)
+    horizon = now + FIRES_WITHIN
+    probe = copy.copy(trigger)
+    if getattr(probe, "end_date", None) is None or probe.end_date > horizon:
+        probe.end_date = horizon  # stops the search there (it would walk to the year 9999)
+    fire = probe.get_next_fire_time(None, now)
+    if fire is None:
+        raise ValueError(f"cron {shown(cron)} never fires: no time within the next five years "
+                         "matches it (e.g. day 30 or 31 of February, or 31 of a 30-day month); "
+                         "check its day and month fields.")
+    return fire
 
 
 def interval_trigger(seconds: float, timezone: str = "UTC"):

@@ -47,3 +47,44 @@ class TrackingStoreError(ForecastError):
     stays locked: the message names the store and says to start ``mlflow server`` (on
     PostgreSQL) for concurrent runs.
     """
+
+
+def cut(text: str, limit: int = 80) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in an ellipsis when cut.
+
+    Example:
+        >>> cut("x" * 100, 10)
+        'xxxxxxxxx…'
+    """
+    text = str(text)
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def shown(value, limit: int = 80) -> str:
+    """``repr(value)`` for a message, at most ``limit`` characters (an ellipsis when cut).
+
+    Safe on anything a user's file can hold: a long string or list is not repr'd whole first,
+    and an integer too long for ``repr`` is described by its digit count.
+
+    Example:
+        >>> shown("a" * 200, 12)
+        "'aaaaaaaaaa…"
+        >>> shown(True)
+        'True'
+    """
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = short.maxlong = max(limit, 8)
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = max(limit // 4, 3)
+    short.maxlevel = 3
+    if isinstance(value, str):
+        text = repr(value[: limit + 1])
+    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 10_000:
+        text = f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    else:
+        try:
+            text = short.repr(value)
+        except Exception:  # a value whose repr fails is still named by its type
+            text = f"<{type(value).__name__}>"
+    return cut(text, limit)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -32,12 +34,14 @@ from forecast.data import (
 from forecast.data.dataset import attach, describe
 from forecast.data.frequency import lookback_choice, season_for_freq
 from forecast.data.windows import window_targets
-from forecast.errors import ConfigError, DataError, ModelError
+from forecast.errors import ConfigError, DataError, ForecastError, ModelError
 from forecast.models import build_model
 from forecast.models.baselines import BASELINES, baseline_from_json, make_baseline
+from forecast.models.builder import check_model_size
 from forecast.models.setups import get_setup
 from forecast.options import NETWORK, ForecasterConfig, ResolvedSettings, parse_config
-from forecast.training import FitResult, fit, make_strategy, set_seed
+from forecast.training import FitResult, fit, make_strategy, resolve_loss, set_seed
+from forecast.training.fit import reference_losses
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "forecaster.json"
@@ -63,6 +67,58 @@ def with_lookback(config: dict | ForecasterConfig, freq: str | None,
         return config, "given"
     lookback, reason = lookback_choice(freq, config.horizon, train_rows)
     return config.model_copy(update={"lookback": lookback}), reason
+
+
+def holds_forecaster(folder: Path) -> bool:
+    """Whether ``folder`` holds a forecaster saved by ``Forecaster.save``."""
+    return (Path(folder) / STATE_FILE).is_file()
+
+
+def check_save_target(path, *, overwrite: bool = False, flag: str | None = None) -> None:
+    """Checks, before anything is trained, that a forecaster can be saved at ``path``.
+
+    Accepted: a new folder whose nearest existing parent is a folder this process can write
+    to, an empty folder, and (with ``overwrite``) a folder holding an earlier save.
+
+    Args:
+        path: the folder ``Forecaster.save`` will write.
+        overwrite: whether an earlier save there may be replaced.
+        flag: the command-line flag that gave ``path`` (e.g. ``"--save"``), named in errors.
+
+    Raises:
+        ModelError: ``path`` is a file, a folder holding other files, an earlier save (without
+            ``overwrite``), or under a file or a folder that cannot be written.
+    """
+    folder = Path(path)
+    where = f"{flag} {folder}" if flag else str(folder)
+    hint = f"; pass another folder to {flag}" if flag else "; save into another folder"
+    if folder.exists() and not folder.is_dir():
+        raise ModelError(f"{where}: is a file, not a folder; a forecaster is saved as a folder "
+                         f"({MODEL_FILE}, {STATE_FILE}){hint}.")
+    if folder.is_dir():
+        entries = sorted(p.name for p in folder.iterdir())
+        if entries and holds_forecaster(folder):
+            if not overwrite:
+                again = "--overwrite" if flag else "overwrite=True"
+                raise ModelError(f"{where}: already holds a saved forecaster, which would be "
+                                 f"lost{hint}, or pass {again} to replace it.")
+        elif entries:
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            target = f"to {flag}" if flag else "to save into"
+            raise ModelError(f"{where}: is a folder holding other files ({shown}), not a saved "
+                             f"forecaster, and they would be mixed with it; pass a new or empty "
+                             f"folder {target}.")
+    parent = folder.parent if folder.exists() else folder
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ModelError(f"{where}: cannot be created: {parent} is a file, not a folder{hint}.")
+    try:  # a real write: os.access says yes to root even on a read-only file system
+        probe = tempfile.mkdtemp(prefix=".forecast-write-check-", dir=parent)
+    except OSError as exc:
+        raise ModelError(f"{where}: cannot be written: {parent} does not accept new files "
+                         f"({exc.strerror or exc}){hint}.") from None
+    os.rmdir(probe)
 
 
 class Forecaster:
@@ -157,7 +213,9 @@ class Forecaster:
             DataError: too few rows or columns the data lacks.
             ConfigError: ``train.strategy`` cannot be set up (e.g. ``multi_worker`` without a
                 valid ``TF_CONFIG``).
-            ModelError: training diverged.
+            ModelError: the network would be too large (``check_model_size``), or training
+                diverged: a NaN/inf loss, or a loss ending above ``DIVERGENCE_FACTOR`` times
+                that of forecasts that learn nothing (``reference_losses``).
 
         With ``train.strategy`` other than ``"default"`` the network is built and trained under
         that ``tf.distribute`` strategy, then copied out of it (same weights) so that
@@ -168,6 +226,7 @@ class Forecaster:
         strategy = make_strategy(self.config.train.strategy)
         self._resolve_seed()
         self._describe(train)
+        check_model_size(self.config.setup, self.spec, self.config.model)  # before building
         train_x = self._with_features(train)
         self.scaler = Scaler(self.config.scaler, columns=self._scaled_columns()).fit(train_x)
         self.insample = train[list(self.spec.targets)].to_numpy(dtype=np.float64)
@@ -193,8 +252,13 @@ class Forecaster:
             train_config = train_config.model_copy(
                 update={"loss": "pinball", "quantiles": self.quantiles}
             )
+        # forecasts that learn nothing, on the monitored windows: a run ending far above them
+        # diverged even when its loss stayed finite
+        references = reference_losses(
+            val_ds if val_ds is not None else train_ds, resolve_loss(train_config),
+            self.spec.n_targets, train_config.quantiles if train_config.loss == "pinball" else None)
         self.fit_result = fit(self.model, train_ds, val_ds, train_config, callbacks=callbacks,
-                              strategy=strategy)
+                              strategy=strategy, reference_losses=references)
         if strategy is not None:
             self.model = _detached(self.model)
         self._fit_baselines(train_x)
@@ -424,14 +488,54 @@ class Forecaster:
             "baselines": self.baselines,
         }
 
-    def save(self, path) -> Path:
-        """Writes ``model.keras`` and ``forecaster.json`` into the folder ``path``."""
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Writes ``model.keras`` and ``forecaster.json`` into the folder ``path``.
+
+        The files are written into a new folder beside ``path`` first and moved into place only
+        when both are complete, so a failed save leaves an earlier save at ``path`` as it was.
+
+        Args:
+            path: the folder (created, with its parents, when missing).
+            overwrite: replace a forecaster saved there before (otherwise refused).
+
+        Returns:
+            The folder.
+
+        Raises:
+            ModelError: ``path`` cannot take the forecaster (see ``check_save_target``), or
+                writing failed (nothing at ``path`` changed).
+        """
         self._require_fitted()
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        if self.kind == NETWORK:
-            self.model.save(folder / MODEL_FILE)
-        (folder / STATE_FILE).write_text(json.dumps(self.state(), indent=1))
+        check_save_target(folder, overwrite=overwrite)
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-",
+                                            dir=folder.parent))
+        except OSError as exc:
+            raise ModelError(f"{folder}: cannot create its folder ({exc.strerror or exc}). "
+                             "Save into a folder you can write to.") from None
+        old = None
+        try:
+            if self.kind == NETWORK:
+                self.model.save(staging / MODEL_FILE)
+            (staging / STATE_FILE).write_text(json.dumps(self.state(), indent=1))
+            if folder.exists():  # an empty folder, or (overwrite) an earlier save
+                old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.replaced-",
+                                            dir=folder.parent))
+                old.rmdir()
+                folder.rename(old)
+            staging.rename(folder)
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if old is not None and old.exists() and not folder.exists():
+                old.rename(folder)  # put the earlier save back
+            if not isinstance(exc, OSError):
+                raise
+            raise ModelError(f"{folder}: the forecaster could not be saved "
+                             f"({exc.strerror or exc}); nothing there was changed.") from None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         return folder
 
     @classmethod
@@ -442,6 +546,14 @@ class Forecaster:
             ModelError: the folder does not hold a saved forecaster.
         """
         folder = Path(path)
+        if not folder.exists():
+            raise ModelError(
+                f"{folder} does not hold a saved forecaster: there is no such folder. Check the "
+                "path (a folder written by `forecast train --save PATH`).")
+        if not folder.is_dir():
+            raise ModelError(
+                f"{folder} does not hold a saved forecaster: it is a file, not a folder. Pass "
+                "the folder written by `forecast train --save PATH`.")
         if (folder / STATE_FILE).is_file() and not (folder / MODEL_FILE).is_file():
             return cls._load_baseline(folder)
         if not (folder / MODEL_FILE).is_file() or not (folder / STATE_FILE).is_file():
@@ -470,15 +582,21 @@ class Forecaster:
 
     @classmethod
     def _from_state(cls, folder: Path) -> Forecaster:
-        state = json.loads((folder / STATE_FILE).read_text())
-        forecaster = cls(state["config"])
-        forecaster.kind = state.get("kind", NETWORK)
-        forecaster.lookback_reason = state.get("lookback_reason") or "given"
-        forecaster.spec = WindowSpec.from_dict(state["spec"])
-        forecaster.freq = state["freq"]
-        forecaster.scaler = Scaler.from_json(json.dumps(state["scaler"]))
-        forecaster.insample = np.asarray(state["insample_tail"], dtype=np.float64)
-        forecaster.baselines = state["baselines"]
+        try:
+            state = json.loads((folder / STATE_FILE).read_text())
+            forecaster = cls(state["config"])
+            forecaster.kind = state.get("kind", NETWORK)
+            forecaster.lookback_reason = state.get("lookback_reason") or "given"
+            forecaster.spec = WindowSpec.from_dict(state["spec"])
+            forecaster.freq = state["freq"]
+            forecaster.scaler = Scaler.from_json(json.dumps(state["scaler"]))
+            forecaster.insample = np.asarray(state["insample_tail"], dtype=np.float64)
+            forecaster.baselines = state["baselines"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, ForecastError) as exc:
+            problem = f"missing entry {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ModelError(
+                f"{folder / STATE_FILE} is not a readable forecaster state ({problem}); save "
+                "the forecaster again with `forecast train --save PATH`.") from None
         return forecaster
 
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
+import re
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
@@ -41,7 +43,7 @@ from pydantic import (
     model_validator,
 )
 
-from forecast.errors import ConfigError
+from forecast.errors import ConfigError, shown
 
 # -- the word lists, once ---------------------------------------------------------------------
 
@@ -90,7 +92,7 @@ def suggest(setting: str, value, choices) -> ConfigError:
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return ConfigError(
-        f"unknown {setting} {value!r}; choose one of {', '.join(map(repr, choices))}.{hint}"
+        f"unknown {setting} {shown(value)}; choose one of {', '.join(map(repr, choices))}.{hint}"
     )
 
 
@@ -105,24 +107,132 @@ def _word(setting: str, choices: tuple[str, ...]):
     return BeforeValidator(check)
 
 
-def _positive_int(name: str):
-    """A before-validator with Keras's message: "`units` must be a positive integer..."."""
+def _positive_int(name: str, *, none: str | None = None):
+    """A before-validator with Keras's message: "`units` must be a positive integer...".
+
+    Strict: ``True``, ``2.0`` and ``"2"`` are refused (a YAML ``horizon: true`` is not 1); any
+    integer type (``numpy.int64`` too) is taken as ``int``. ``none``: None is allowed, and means
+    this (said in the message).
+    """
 
     def check(value):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        if value is None and none is not None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+            allowed = f" or None ({none})" if none is not None else ""
+            raise ValueError(f"`{name}` must be a positive integer{allowed}. "
+                             f"Received: {name}={shown(value)}")
+        return int(value)
+
+    return BeforeValidator(check)
+
+
+def _strict_int(name: str, allowed: str = "an integer or None"):
+    """A before-validator: an integer (or None), never a bool (``seed: true`` is not seed 1)."""
+
+    def check(value):
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(f"`{name}` must be {allowed}. Received: {name}={shown(value)}")
+        return int(value)
+
+    return BeforeValidator(check)
+
+
+def _number(name: str):
+    """A before-validator: a number, never a bool (``learning_rate: true`` is not 1.0).
+
+    Infinity and NaN are refused by the models' ``allow_inf_nan=False``.
+    """
+
+    def check(value):
+        if value is None or isinstance(value, str):
+            return value  # None where allowed; "1e-3" (YAML 1.1 reads it as text) is parsed
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"`{name}` must be a number. Received: {name}={shown(value)}")
+        if not math.isfinite(value):
+            raise ValueError(f"`{name}` must be a finite number. Received: {name}={shown(value)}")
         return value
 
     return BeforeValidator(check)
 
 
-def _strict_bool(name: str):
+def _strict_bool(name: str, *, optional: bool = False):
     def check(value):
+        if value is None and optional:
+            return None
         if not isinstance(value, bool):
-            raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
+            allowed = " or None" if optional else ""
+            raise ValueError(f"`{name}` must be True or False{allowed}. "
+                             f"Received: {name}={shown(value)}")
         return value
 
     return BeforeValidator(check)
+
+
+#: what MLflow accepts as a registered model name, and what ``models:/NAME@alias`` can carry:
+#: letters, digits, ``_``, ``-``, ``.`` and inner spaces, starting with a letter or digit.
+_MODEL_NAME = re.compile(r"[^\W_][\w.\- ]*", re.UNICODE)
+#: the longest registered model name (MLflow's database column).
+MAX_MODEL_NAME = 256
+#: what a registered model name may hold, for messages.
+MODEL_NAME_RULE = ("Use letters, digits, '_', '-', '.' and spaces, starting with a letter or "
+                   "digit, e.g. etth1-ot")
+
+
+def model_name_problem(name) -> str | None:
+    """What is wrong with ``name`` as an MLflow registered model name, or None.
+
+    MLflow refuses ``/`` and ``:`` and names that are not their own normalised path (``..``,
+    ``a//b``); ``@`` would break ``models:/NAME@alias``. Checked up front so that a bad name
+    fails before training, not after it.
+
+    Example:
+        >>> model_name_problem("etth1-ot") is None
+        True
+        >>> model_name_problem("drill/ot:../x")
+        "'drill/ot:../x' holds '/', ':'"
+    """
+    if not isinstance(name, str):
+        return f"{shown(name)} is not text"
+    if not name.strip():
+        return "it is empty"
+    if len(name) > MAX_MODEL_NAME:
+        return f"it is {len(name)} characters long (at most {MAX_MODEL_NAME})"
+    bad = sorted({c for c in name if not (c.isalnum() or c in "_-. ")}, key=name.index)
+    if bad:
+        return f"{shown(name)} holds {', '.join(map(repr, bad[:10]))}"
+    if name != name.strip():
+        return f"{shown(name)} starts or ends with a space"
+    if ".." in name:
+        return f"{shown(name)} holds '..'"
+    if not _MODEL_NAME.fullmatch(name):
+        return f"{shown(name)} does not start with a letter or digit"
+    return None
+
+
+def check_model_name(name, where: str) -> str | None:
+    """Refuses a registered model name MLflow would refuse (after training), before training.
+
+    Args:
+        name: the name.
+        where: the flag or key it came from, for the message (``"--register"``,
+            ``"register.name"``).
+
+    Returns:
+        ``name`` (None, no name given, passes).
+
+    Raises:
+        ConfigError: the name names ``where``, what is wrong and what is allowed.
+    """
+    if name is None:
+        return None
+    problem = model_name_problem(name)
+    if problem is not None:
+        raise ConfigError(f"{where}: not a valid registered model name: {problem}. "
+                          f"{MODEL_NAME_RULE}.")
+    return name
 
 
 def check_quantiles(quantiles) -> tuple[float, ...]:
@@ -139,21 +249,25 @@ def check_quantiles(quantiles) -> tuple[float, ...]:
         values = tuple(float(q) for q in quantiles)
     except (TypeError, ValueError):
         raise ConfigError(
-            f"`quantiles` must be a list of numbers in (0, 1). Received: quantiles={quantiles!r}"
+            f"`quantiles` must be a list of numbers in (0, 1). "
+            f"Received: quantiles={shown(quantiles)}"
         ) from None
     if not values:
         raise ConfigError("`quantiles` must hold at least one value, e.g. (0.1, 0.5, 0.9). "
                           "Received: quantiles=()")
+    if any(isinstance(q, bool) for q in quantiles):
+        raise ConfigError(f"`quantiles` must be numbers in (0, 1), not True/False. "
+                          f"Received: quantiles={shown(list(quantiles))}")
     outside = [q for q in values if not (0.0 < q < 1.0) or math.isnan(q)]
     if outside:
         raise ConfigError(
-            f"`quantiles` must lie strictly between 0 and 1; {outside} do not. "
-            f"Received: quantiles={list(values)}"
+            f"`quantiles` must lie strictly between 0 and 1; {shown(outside)} do not. "
+            f"Received: quantiles={shown(list(values))}"
         )
     if any(b <= a for a, b in zip(values, values[1:], strict=False)):
         raise ConfigError(
             "`quantiles` must be strictly increasing, e.g. (0.1, 0.5, 0.9). "
-            f"Received: quantiles={list(values)}"
+            f"Received: quantiles={shown(list(values))}"
         )
     return values
 
@@ -194,29 +308,48 @@ def describe_errors(exc: ValidationError, model: type[BaseModel], what: str) -> 
         loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
         if err["type"] == "extra_forbidden":
             key, known = str(loc[-1]), _fields_at(model, loc[:-1])
-            close = difflib.get_close_matches(key, known, n=1)
+            close = difflib.get_close_matches(key[:100], known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             group = str(loc[-2]) if len(loc) > 1 else what
-            problems.append(f"unknown {group} option {key!r}; the options are "
+            problems.append(f"unknown {group} option {shown(key)}; the options are "
                             f"{', '.join(known)}.{hint}")
             continue
         message = err["msg"].removeprefix("Value error, ").rstrip(".")
         place = ".".join(str(p) for p in loc)
         if err["type"] != "value_error" and "input" in err and not isinstance(err["input"], dict):
-            message += f". Received: {err['input']!r}"
+            message += f". Received: {shown(err['input'])}"
         named = loc and f"`{loc[-1]}`" in message or f"unknown {loc[-1] if loc else ''}" in message
-        problems.append(f"{place}: {message}" if place and not named else message)
+        # a message naming its setting needs no place, unless the setting is in a group
+        problems.append(f"{place}: {message}" if place and (len(loc) > 1 or not named)
+                        else message)
     return "; ".join(problems)
+
+
+class InvalidSettings(ConfigError, ValueError):
+    """A settings model constructed with a bad value: a ``ConfigError`` with ``parse``'s message,
+    and still a ``ValueError`` as pydantic's ``ValidationError`` was (code catching that stays
+    right)."""
 
 
 class _Settings(BaseModel):
     """Base of the settings: unknown keys are an error; ``parse`` makes bad values a
     ``ConfigError`` (direct construction raises pydantic's ``ValidationError``)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
     #: the word used for this group in messages ("model", "train", ...)
     WHAT: ClassVar[str] = "setting"
+
+    def __init__(self, **data):
+        """Validates ``data``; a bad value is a ``ConfigError`` (``ForecasterConfig(horizon=0)``
+        is refused with the message ``parse`` gives)."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidSettings(describe_errors(exc, type(self), self.WHAT)) from None
+
+    # nested sections are validated by pydantic itself (their errors keep their place)
+    __init__.__pydantic_base_init__ = True
 
     @classmethod
     def parse(cls, data):
@@ -231,7 +364,7 @@ class _Settings(BaseModel):
             return cls()
         if not isinstance(data, dict):
             raise ConfigError(f"{cls.WHAT} settings must be a mapping of their fields. "
-                              f"Received: {data!r}")
+                              f"Received: {shown(data)}")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -260,7 +393,8 @@ class ModelOptions(_Settings):
     """
 
     WHAT: ClassVar[str] = "model"
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True,
+                              allow_inf_nan=False)
 
     cell: Annotated[str, _word("cell", CELLS)] = Field(
         "lstm", description="Recurrent cell: lstm, peephole (LSTM with peepholes) or gru.")
@@ -292,14 +426,15 @@ class ModelOptions(_Settings):
     @classmethod
     def _dropout(cls, value):
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-            raise ValueError(f"`dropout` must be a number in [0, 1). Received: dropout={value!r}")
+            raise ValueError(f"`dropout` must be a number in [0, 1). "
+                             f"Received: dropout={shown(value)}")
         return float(value)
 
     @field_validator("seed", mode="before")
     @classmethod
     def _seed(cls, value):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"`seed` must be an integer or None. Received: seed={value!r}")
+            raise ValueError(f"`seed` must be an integer or None. Received: seed={shown(value)}")
         return value
 
     def to_dict(self) -> dict:
@@ -340,9 +475,11 @@ class TrainOptions(_Settings):
 
     WHAT: ClassVar[str] = "train"
 
-    epochs: int = Field(20, ge=1, description="Most passes over the training data (early "
-                                              "stopping on the validation split may end sooner).")
-    learning_rate: float = Field(1e-3, gt=0, description="Adam's (initial) learning rate.")
+    epochs: Annotated[int, _positive_int("epochs")] = Field(
+        20, description="Most passes over the training data (early stopping on the validation "
+                        "split may end sooner).")
+    learning_rate: Annotated[float, _number("learning_rate")] = Field(
+        1e-3, gt=0, description="Adam's (initial) learning rate.")
     lr_schedule: Literal[LR_SCHEDULES] = Field(
         "plateau", description="plateau halves the rate when the validation loss stalls "
                                "(patience max(1, patience // 2)); cosine decays it to 0; "
@@ -351,18 +488,23 @@ class TrainOptions(_Settings):
         "mse", description="mse, mae, huber or pinball (quantile models; needs quantiles).")
     quantiles: Quantiles = Field(
         None, description="Quantile levels of the model's last axis, for loss=pinball.")
-    patience: int | None = Field(
-        5, ge=1, description="Epochs without improvement before early stopping (best weights "
+    patience: Annotated[int | None, _positive_int("patience", none="no early stopping")] = Field(
+        5, description="Epochs without improvement before early stopping (best weights "
                              "restored); None disables it.")
-    min_delta: float = Field(0.0, ge=0, description="Least change counted as improvement.")
+    min_delta: Annotated[float, _number("min_delta")] = Field(
+        0.0, ge=0, description="Least change counted as improvement.")
     checkpoint_dir: Path | None = Field(
         None, description="Keep best.keras and backup/ (resume a killed run) here.")
-    seed: int | None = Field(42, description="Random seed (None: a fresh one, recorded).")
-    deterministic: bool = Field(False, description="Bitwise-reproducible ops (slower).")
-    verbose: Literal[0, 1, 2] = Field(
+    seed: Annotated[int | None, _strict_int("seed")] = Field(
+        42, description="Random seed (None: a fresh one, recorded).")
+    deterministic: Annotated[bool, _strict_bool("deterministic")] = Field(
+        False, description="Bitwise-reproducible ops (slower).")
+    verbose: Annotated[Literal[0, 1, 2], _strict_int("verbose", "0, 1 or 2")] = Field(
         2, description="Keras output: 0 silent, 1 progress bar, 2 one line per epoch.")
-    clipnorm: float | None = Field(None, gt=0, description="Clip each gradient to this norm.")
-    huber_delta: float = Field(1.0, gt=0, description="The Huber loss's switch point.")
+    clipnorm: Annotated[float | None, _number("clipnorm")] = Field(
+        None, gt=0, description="Clip each gradient to this norm.")
+    huber_delta: Annotated[float, _number("huber_delta")] = Field(
+        1.0, gt=0, description="The Huber loss's switch point.")
     strategy: Literal[STRATEGIES] = Field(
         "default", description="default (one device), mirrored (every local GPU, or CPU "
                                "device) or multi_worker (the cluster in TF_CONFIG; the chief "
@@ -385,9 +527,10 @@ class WindowOptions(_Settings):
 
     WHAT: ClassVar[str] = "window"
 
-    horizon: int = Field(ge=1, description="Steps to forecast.")
-    lookback: int | None = Field(
-        None, ge=1, description="Steps of history read; None picks one from the frequency "
+    horizon: Annotated[int, _positive_int("horizon")] = Field(description="Steps to forecast.")
+    lookback: Annotated[int | None, _positive_int("lookback",
+                                                  none="chosen from the frequency")] = Field(
+        None, description="Steps of history read; None picks one from the frequency "
                                 "(two weeks of hourly data, else two seasons; at least two "
                                 "horizons, at most a quarter of the training rows).")
 
@@ -399,7 +542,7 @@ class FeatureOptions(_Settings):
 
     setup: Annotated[str, _word("setup", SETUPS)] = Field(
         "many_to_one", description="many_to_one, one_to_many, seq2seq, synced or segment.")
-    calendar: bool | None = Field(
+    calendar: Annotated[bool | None, _strict_bool("calendar", optional=True)] = Field(
         None, description="Calendar features (hour, weekday, month as sin/cos) as known-future "
                           "inputs; None: on when the setup reads known-future inputs (all but "
                           "segment).")
@@ -412,7 +555,8 @@ class BatchOptions(_Settings):
 
     WHAT: ClassVar[str] = "train"
 
-    batch_size: int = Field(32, ge=1, description="Windows per batch.")
+    batch_size: Annotated[int, _positive_int("batch_size")] = Field(
+        32, description="Windows per batch.")
 
 
 class ForecasterConfig(WindowOptions, FeatureOptions, BatchOptions):
@@ -439,11 +583,12 @@ class PromotionOptions(_Settings):
 
     promotion_metric: Literal[PROMOTION_METRICS] = Field(
         "mase", description="Metric the promotion backtest compares (lower wins).")
-    promotion_folds: int = Field(3, ge=1, description="Rolling-origin folds of the promotion "
-                                                      "backtest.")
-    promotion_epochs: int | None = Field(
-        None, ge=1, description="Override the epochs in the promotion backtest (faster).")
-    allow_worse_than_baseline: bool = Field(
+    promotion_folds: Annotated[int, _positive_int("promotion_folds")] = Field(
+        3, description="Rolling-origin folds of the promotion backtest.")
+    promotion_epochs: Annotated[int | None, _positive_int("promotion_epochs",
+                                                          none="the training epochs")] = Field(
+        None, description="Override the epochs in the promotion backtest (faster).")
+    allow_worse_than_baseline: Annotated[bool, _strict_bool("allow_worse_than_baseline")] = Field(
         False, description="Promote a model that beats the champion even when a baseline beats "
                            "it (otherwise the champion is never worse than a baseline).")
 

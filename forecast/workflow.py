@@ -15,7 +15,7 @@ import pandas as pd
 
 from forecast.data import WindowSpec, chronological_split, load_csv
 from forecast.data.dataset import describe
-from forecast.errors import ConfigError
+from forecast.errors import ConfigError, DataError
 from forecast.evaluation import BaselineEstimator, backtest, compute_metrics
 from forecast.forecaster import Forecaster, with_lookback
 from forecast.options import BASELINES, POINT_METRICS, ForecasterConfig
@@ -152,6 +152,144 @@ def _scaled_mae_mse(forecaster: Forecaster, y_true: np.ndarray, y_pred: np.ndarr
             "mse": float(np.mean((true_z - pred_z) ** 2))}
 
 
+def check_experiment_name(name, *, flag: str = "--experiment") -> str:
+    """The MLflow experiment name, refused when empty or blank (before anything trains).
+
+    Args:
+        name: the name given.
+        flag: the command-line flag that gave it, named in the error.
+
+    Returns:
+        The name.
+
+    Raises:
+        ConfigError: ``name`` is not a non-blank string.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(
+            f"{flag} must name an MLflow experiment (YAML `experiment`). Received: {name!r}. "
+            f"Pass e.g. {flag} forecast, or leave it out for the default.")
+    return name
+
+
+def _part_rows(frame: pd.DataFrame) -> int:
+    """Rows of the shortest series (the frame's rows for one series)."""
+    if isinstance(frame.index, pd.MultiIndex):
+        return int(frame.groupby(level=0, sort=False).size().min())
+    return len(frame)
+
+
+def check_split_sizes(
+    frame: pd.DataFrame,
+    config: dict | ForecasterConfig,
+    *,
+    val: float = 0.1,
+    test: float = 0.2,
+    borders: tuple[int, int, int] | None = None,
+) -> dict:
+    """Checks, right after loading and before training, that the split leaves windows to
+    train on, to validate on (when ``val`` asks for it) and to test on.
+
+    Args:
+        frame: a ``load_csv`` frame.
+        config: the forecaster's settings (its lookback is chosen as ``train_and_evaluate``
+            chooses it when left out).
+        val, test, borders: the chronological split (as ``train_and_evaluate``).
+
+    Returns:
+        ``{"train": rows, "val": rows, "test": rows, "lookback": L, "horizon": H,
+        "windows": {"train": n, "val": n, "test": n}}`` (of the shortest series).
+
+    Raises:
+        ConfigError: ``val``/``test`` outside their ranges.
+        DataError: a part too short for one window; the message gives the row counts and
+            the flag (and YAML key) to change.
+    """
+    if borders is None:
+        for name, value, low in (("val", val, "0 <="), ("test", test, "0 <")):
+            ok = 0 <= value < 1 if name == "val" else 0 < value < 1
+            if not isinstance(value, (int, float)) or not ok:
+                raise ConfigError(
+                    f"--{name} must be a fraction with {low} {name} < 1 (YAML `split.{name}`). "
+                    f"Received: --{name} {value!r}.")
+        if val + test >= 1:
+            raise ConfigError(
+                f"--val {val} + --test {test} leave no rows to train on: lower --val or --test "
+                "(YAML `split.val`, `split.test`) so that they sum to less than 1.")
+    n_rows = _part_rows(frame)
+    if borders is None:
+        n_test, n_val = int(round(n_rows * test)), int(round(n_rows * val))
+        b1, b2, b3 = n_rows - n_val - n_test, n_rows - n_test, n_rows
+    else:
+        b1, b2, b3 = (int(b) for b in borders)
+        b3 = min(b3, n_rows)
+        b2, b1 = min(b2, b3), min(b1, b3)
+    # the lookback train_and_evaluate chooses when none is given
+    n_train = int(len(frame) * (1 - val - test)) if borders is None else borders[0]
+    config, _ = with_lookback(config, describe(frame).freq, n_train)
+    lookback, horizon = config.lookback, config.horizon
+    rows = {"train": b1, "val": b2 - b1, "test": b3 - b2}
+    windows = {"train": b1 - lookback - horizon + 1,
+               "val": rows["val"] - horizon + 1, "test": rows["test"] - horizon + 1}
+    windows = {k: max(v, 0) for k, v in windows.items()}
+    layout = (f"{n_rows} rows split into train {rows['train']}, val {rows['val']}, test "
+              f"{rows['test']} (--val {val}, --test {test})" if borders is None else
+              f"{n_rows} rows split at borders {tuple(borders)} into train {rows['train']}, val "
+              f"{rows['val']}, test {rows['test']}")
+    source = describe(frame).source
+    where = f"{source}: " if source else ""
+    if windows["train"] < 1:
+        raise DataError(
+            f"{where}{layout}: the training part needs at least lookback {lookback} + horizon "
+            f"{horizon} = {lookback + horizon} rows for one window. Lower --val/--test (YAML "
+            "`split.val`, `split.test`), --lookback (`window.lookback`) or --horizon "
+            "(`window.horizon`), or use a longer series.")
+    wanted_val = (val > 0) if borders is None else rows["val"] > 0
+    if wanted_val and windows["val"] < 1:
+        raise DataError(
+            f"{where}{layout}: the validation part has {rows['val']} rows, fewer than horizon "
+            f"{horizon}, so it holds no window. Raise --val (YAML `split.val`) to at least "
+            f"{horizon / n_rows:.3g}, set --val 0 to train without validation, or lower "
+            "--horizon (`window.horizon`).")
+    if windows["test"] < 1:
+        raise DataError(
+            f"{where}{layout}: the test part has {rows['test']} rows, fewer than horizon "
+            f"{horizon}, so it holds no window to evaluate on. Raise --test (YAML `split.test`) "
+            f"to at least {horizon / n_rows:.3g}, or lower --horizon (`window.horizon`).")
+    return {**rows, "lookback": lookback, "horizon": horizon, "windows": windows}
+
+
+def check_before_training(
+    frame: pd.DataFrame,
+    config: dict | ForecasterConfig,
+    *,
+    val: float = 0.1,
+    test: float = 0.2,
+    borders: tuple[int, int, int] | None = None,
+) -> dict:
+    """Everything that can be checked between loading and training: the split sizes
+    (``check_split_sizes``) and the network's size (``forecast.models.builder.
+    check_model_size``), so that bad settings fail in a second, not after training.
+
+    Returns:
+        ``check_split_sizes``'s sizes, with ``"parameters"``: the network's weight count.
+
+    Raises:
+        ConfigError, DataError: see ``check_split_sizes``; ModelError: too large a network.
+    """
+    from forecast.models.builder import check_model_size
+
+    sizes = check_split_sizes(frame, config, val=val, test=test, borders=borders)
+    if isinstance(frame.index, pd.MultiIndex):  # Forecaster.fit reports long format itself
+        return sizes
+    n_train = int(len(frame) * (1 - val - test)) if borders is None else borders[0]
+    config, _ = with_lookback(config, describe(frame).freq, n_train)
+    probe = Forecaster(config)
+    probe._describe(frame)  # the columns and calendar features the network will read
+    sizes["parameters"] = check_model_size(probe.config.setup, probe.spec, probe.config.model)
+    return sizes
+
+
 def train_and_evaluate(
     frame: pd.DataFrame,
     config: dict | ForecasterConfig,
@@ -177,6 +315,7 @@ def train_and_evaluate(
     Raises:
         DataError, ConfigError, ModelError: see ``Forecaster.fit``.
     """
+    check_split_sizes(frame, config, val=val, test=test, borders=borders)  # before training
     n_train = int(len(frame) * (1 - val - test)) if borders is None else borders[0]
     config, reason = with_lookback(config, describe(frame).freq, n_train)
     parts = chronological_split(frame, val=val, test=test, borders=borders,
@@ -265,7 +404,17 @@ def run_backtest(
 
 
 def load_for_training(path, *, time_col=None, targets=None, covariates=None, freq=None,
-                      fill="interpolate") -> pd.DataFrame:
-    """``load_csv`` with the options the train/evaluate/backtest commands share."""
+                      fill="interpolate", sep=None, decimal=None, dayfirst=None,
+                      date_format=None, tz=None) -> pd.DataFrame:
+    """``load_csv`` with the options the train/evaluate/backtest commands share.
+
+    ``sep``, ``decimal``, ``dayfirst``, ``date_format`` and ``tz`` are the reading settings
+    (``forecast.data.reading.ReadOptions``; None: detected). What was used travels with the
+    frame (``describe(frame).reading``) and is saved with the logged model.
+    """
+    from forecast.data.reading import ReadOptions
+
+    reading = ReadOptions(sep=sep, decimal=decimal, dayfirst=dayfirst, date_format=date_format,
+                          tz=tz)
     return load_csv(path, time_col=time_col, targets=targets or None,
-                    covariates=covariates or None, freq=freq, fill=fill)
+                    covariates=covariates or None, freq=freq, fill=fill, reading=reading)

@@ -2,6 +2,7 @@
 log the settings they actually used, and the fast paths never import TensorFlow."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from forecast.options import (
     SETUPS,
     ForecasterConfig,
     ModelOptions,
+    PromotionOptions,
     TrainOptions,
     parse_config,
 )
@@ -48,6 +50,40 @@ def test_bad_settings_are_one_config_error_naming_each():
     message = str(info.value)
     assert "horizon" in message and "Did you mean 'units'?" in message
     assert "Did you mean 'lstm'?" in message and "train.epochs" in message
+
+
+def _numeric_fields(model):
+    """(name, kind) of every int or float field of a settings model, nested groups left out."""
+    import typing
+
+    for name, field in model.model_fields.items():
+        args = set(typing.get_args(field.annotation)) or {field.annotation}
+        if int in args or args and all(type(a) is int for a in args):  # Literal[0, 1, 2] too
+            yield name, int
+        elif float in args:
+            yield name, float
+
+
+@pytest.mark.parametrize("model", [ModelOptions, TrainOptions, ForecasterConfig, PromotionOptions])
+def test_every_number_is_strict_and_finite(model):
+    """No setting takes True for 1, and none takes infinity or NaN: the class, not examples."""
+    required = {"horizon": 4} if model is ForecasterConfig else {}
+    fields = dict(_numeric_fields(model))
+    assert fields  # the walk finds them
+    for name, kind in fields.items():
+        bad = [True, False, "x"] + ([math.inf, -math.inf, math.nan] if kind is float else [1.5])
+        for value in bad:
+            with pytest.raises(ConfigError) as info:
+                model(**{**required, name: value})
+            assert name in str(info.value), (name, value, str(info.value))
+            with pytest.raises(ConfigError):  # the same through parse (CLI, YAML)
+                model.parse({**required, name: value})
+    sizes = ("units", "layers", "segment_length", "epochs", "patience", "horizon", "lookback",
+             "batch_size", "promotion_folds", "promotion_epochs")
+    for name in set(sizes) & set(fields):
+        for value in (0, -1):
+            with pytest.raises(ConfigError, match=f"`{name}` must be a positive integer"):
+                model(**{**required, name: value})
 
 
 def _fresh(code: str) -> list[str]:

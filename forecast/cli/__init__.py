@@ -11,6 +11,7 @@ import traceback
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.exceptions import TyperException
 
 from forecast.cli import (
@@ -49,6 +50,22 @@ registry_commands.register(app)
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
+#: the longest error message printed whole (``--debug`` prints every message whole).
+MAX_MESSAGE = 500
+
+
+def bounded(message: str, *, debug: bool = False, limit: int = MAX_MESSAGE) -> str:
+    """``message`` cut to about ``limit`` characters, saying how much was left out.
+
+    Example:
+        >>> bounded("x" * 600, limit=10)
+        'xxxxxxxxxx… (590 more characters; --debug shows the whole message)'
+    """
+    if debug or len(message) <= limit:
+        return message
+    return (f"{message[:limit]}… ({len(message) - limit:,} more characters; --debug shows the "
+            "whole message)")
+
 
 def main(argv: list[str] | None = None) -> None:
     """Runs the CLI; the console-script entry point.
@@ -66,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     except ForecastError as exc:
         if debug:
             traceback.print_exc()
-        _stderr.print(f"[bold red]error:[/bold red] {exc}", markup=True)
+        # the message is text, never markup: a key such as "[/red]" in a user's file is printed
+        _stderr.print("[bold red]error:[/bold red] " + escape(bounded(str(exc), debug=debug)),
+                      markup=True)
         raise SystemExit(2) from None
     except TyperException as exc:  # usage errors: an unknown flag, a bad value for a flag
         if hasattr(exc, "show"):

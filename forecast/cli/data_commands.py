@@ -22,13 +22,26 @@ def inspect(
     fill: str = typer.Option(FILLS[0], "--fill", help="Gap policy: " + ", ".join(FILLS) + "."),
     lookback: int = typer.Option(None, "--lookback", help="Also count windows for this lookback."),
     horizon: int = typer.Option(None, "--horizon", help="... and this horizon."),
+    sep: str = typer.Option(None, "--sep", help="Field separator (detected: , ; tab |)."),
+    decimal: str = typer.Option(None, "--decimal", help="Decimal mark, . or , (detected)."),
+    dayfirst: bool = typer.Option(None, "--dayfirst/--monthfirst",
+                                  help="Dates like 01/02/2024 day first or month first "
+                                       "(decided from the data)."),
+    date_format: str = typer.Option(None, "--date-format",
+                                    help="strftime layout of the timestamps."),
+    tz: str = typer.Option(None, "--tz", help="Time zone of naive timestamps (read as local "
+                                              "time, converted to UTC)."),
 ) -> None:
     """Load a CSV the way training would and describe what was found."""
     from forecast.data.dataset import describe
     from forecast.data.io import load_csv
+    from forecast.data.reading import ReadOptions
 
+    reading = ReadOptions(sep=sep, decimal=decimal, dayfirst=dayfirst, date_format=date_format,
+                          tz=tz)
     frame = load_csv(
-        csv, time_col=time_col, targets=target or None, id_col=id_col, freq=freq, fill=fill
+        csv, time_col=time_col, targets=target or None, id_col=id_col, freq=freq, fill=fill,
+        reading=reading,
     )
     table = Table(title=f"{csv}")
     table.add_column("property")
@@ -42,6 +55,9 @@ def inspect(
     table.add_row("to", str(times.max()))
     table.add_row("targets", ", ".join(info.targets))
     table.add_row("covariates", ", ".join(info.covariates) or "-")
+    used = info.reading or reading
+    table.add_row("time column", str(info.time_col))
+    table.add_row("read with", used.summary())
     if lookback and horizon:
         from forecast.data.windows import WindowSpec
 

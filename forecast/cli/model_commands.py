@@ -22,6 +22,7 @@ from forecast.options import (
     PromotionOptions,
     TrainOptions,
     WindowOptions,
+    check_model_name,
 )
 
 _console = Console(highlight=False, soft_wrap=True)
@@ -75,6 +76,23 @@ def _default_horizon(frame) -> int:
     return season_for_freq(describe(frame).freq, default=24)
 
 
+def _positive(value, flag: str, key: str | None = None) -> None:
+    """Refuses a zero or negative count given to ``flag`` (None: left out, fine).
+
+    Raises:
+        ConfigError: naming the flag and, where there is one, the YAML key.
+    """
+    if value is not None and value < 1:
+        yaml = f" (YAML `{key}`)" if key else ""
+        raise ConfigError(f"{flag} must be a positive whole number{yaml}. Received: "
+                          f"{flag} {value}.")
+
+
+def _horizon(horizon: int | None, frame) -> int:
+    """The horizon given, or a season of the data when it is left out (never for 0)."""
+    return _default_horizon(frame) if horizon is None else horizon
+
+
 def _metrics_table(title: str, metrics: dict) -> Table:
     table = Table(title=title)
     table.add_column("forecaster")
@@ -104,6 +122,17 @@ def _quiet_stdout(enabled: bool):
 
 
 _OPT_TIME = typer.Option(None, "--time-col", help="Timestamp column (auto-detected).")
+_OPT_SEP = typer.Option(None, "--sep", help="Field separator of the CSV (detected: , ; tab |).")
+_OPT_DECIMAL = typer.Option(None, "--decimal", help="Decimal mark of the numbers, . or , "
+                                                     "(detected).")
+_OPT_DAYFIRST = typer.Option(None, "--dayfirst/--monthfirst",
+                             help="Read dates like 01/02/2024 day first (1 February) or month "
+                                  "first (decided from the data; ambiguous dates are refused).")
+_OPT_DATE_FORMAT = typer.Option(None, "--date-format",
+                                help="strftime layout of the timestamps, e.g. '%d/%m/%Y %H:%M'.")
+_OPT_TZ = typer.Option(None, "--tz", help="Time zone of naive timestamps, e.g. Europe/Berlin: "
+                                          "read as local time (daylight saving included), "
+                                          "converted to UTC.")
 _OPT_TARGET = typer.Option(None, "--target", help="Target column; repeat for several.")
 _OPT_COV = typer.Option(None, "--covariate", help="Past covariate column; repeatable.")
 _OPT_FREQ = typer.Option(None, "--freq", help="Sampling frequency (inferred when left out).")
@@ -113,6 +142,7 @@ _OPT_SETUP = _option(FeatureOptions, "setup", "--setup")
 _OPT_CELL = _option(ModelOptions, "cell", "--cell")
 _OPT_UNITS = _option(ModelOptions, "units", "--units")
 _OPT_EPOCHS = _option(TrainOptions, "epochs", "--epochs")
+_OPT_CHECKPOINT_DIR = _option(TrainOptions, "checkpoint_dir", "--checkpoint-dir")
 
 
 def train(
@@ -121,6 +151,11 @@ def train(
     target: list[str] = _OPT_TARGET,
     covariate: list[str] = _OPT_COV,
     freq: str = _OPT_FREQ,
+    sep: str = _OPT_SEP,
+    decimal: str = _OPT_DECIMAL,
+    dayfirst: bool = _OPT_DAYFIRST,
+    date_format: str = _OPT_DATE_FORMAT,
+    tz: str = _OPT_TZ,
     horizon: int = _OPT_HORIZON,
     lookback: int = _OPT_LOOKBACK,
     setup: str = _OPT_SETUP,
@@ -144,6 +179,8 @@ def train(
     val: float = typer.Option(0.1, "--val", help="Validation fraction (chronological)."),
     test: float = typer.Option(0.2, "--test", help="Test fraction (chronological)."),
     save: Path = typer.Option(None, "--save", help="Folder to save the trained forecaster."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Let --save replace a forecaster saved there before."),
     track: bool = typer.Option(True, "--track/--no-track", help="Record the run in MLflow."),
     experiment: str = typer.Option("forecast", "--experiment", help="MLflow experiment."),
     register_as: str = typer.Option(None, "--register",
@@ -154,22 +191,36 @@ def train(
     allow_worse: bool = _option(PromotionOptions, "allow_worse_than_baseline",
                                 "--allow-worse-than-baseline"),
     strategy: str = _option(TrainOptions, "strategy", "--strategy"),
+    checkpoint_dir: Path = _OPT_CHECKPOINT_DIR,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
 ) -> None:
     """Train a forecaster and print its test metrics beside the baselines."""
-    from forecast.workflow import load_for_training, train_and_evaluate
+    from forecast.forecaster import check_save_target
+    from forecast.workflow import (
+        check_before_training,
+        check_experiment_name,
+        load_for_training,
+        train_and_evaluate,
+    )
 
+    check_model_name(register_as, "--register")  # before loading and training, not after
     if register_as and not track:
         raise ConfigError("--register needs MLflow tracking: drop --no-track.")
+    _positive(horizon, "--horizon", "window.horizon")
+    if track:
+        check_experiment_name(experiment, flag="--experiment")
     role = _cluster_role(strategy, register_as)
     if role is not None and not role.is_chief:
         # the standard multi-worker pattern: every worker trains, only the chief writes
         track, save = False, None
+    if save is not None:  # before training: nothing already saved there is lost
+        check_save_target(save, overwrite=overwrite, flag="--save")
 
     frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
-                              freq=freq)
+                              freq=freq, sep=sep, decimal=decimal, dayfirst=dayfirst,
+                              date_format=date_format, tz=tz)
     config = _config(
-        horizon=horizon or _default_horizon(frame), lookback=lookback, setup=setup,
+        horizon=_horizon(horizon, frame), lookback=lookback, setup=setup,
         calendar=calendar, batch_size=batch_size,
         model={"cell": cell, "units": units, "layers": layers, "dropout": dropout,
                "instance_norm": instance_norm, "linear_skip": linear_skip,
@@ -177,8 +228,9 @@ def train(
                "segment_decoder": segment_decoder, "quantiles": quantile},
         train={"epochs": epochs, "learning_rate": learning_rate, "patience": patience,
                "seed": seed, "verbose": 0 if as_json else TrainOptions.default("verbose"),
-               "strategy": strategy},
+               "strategy": strategy, "checkpoint_dir": checkpoint_dir},
     )
+    check_before_training(frame, config, val=val, test=test)  # split sizes, network size
     with _quiet_stdout(as_json):
         if track:
             from forecast.tracking.run import train_tracked
@@ -193,7 +245,7 @@ def train(
             report = train_and_evaluate(frame, config, val=val, test=test)
             result = report.to_dict()
         if save is not None:
-            report.forecaster.save(save)
+            report.forecaster.save(save, overwrite=overwrite)
     if save is not None:
         result["saved_to"] = str(save)
     if role is not None:
@@ -222,11 +274,15 @@ def _print_training(result: dict, *, csv: Path, save: Path | None, role,
     _console.print(f"trained {training['epochs_run']} epochs in {training['seconds']} s "
                    f"(best epoch {training['best_epoch']}, kernel {training['kernel']}"
                    f"{distributed})" + (f"; saved to {save}" if save else ""))
+    if result.get("resumed"):
+        _console.print(result["resumed"]["message"])
     if role is not None and not role.is_chief:
         _console.print(f"{role.task_type} {role.task_index} of the cluster: trained in lockstep "
                        "with the chief, which tracks the run and saves the model.")
     tracking = result.get("mlflow")
     if tracking:
+        for line in tracking.get("stale_runs_ended") or ():
+            _console.print(line)
         _console.print(f"MLflow run {tracking['run_id']}, model {tracking['model_uri']}")
         if tracking["version"]:
             promotion = tracking["promotion"] or {}
@@ -267,6 +323,11 @@ def backtest(
     target: list[str] = _OPT_TARGET,
     covariate: list[str] = _OPT_COV,
     freq: str = _OPT_FREQ,
+    sep: str = _OPT_SEP,
+    decimal: str = _OPT_DECIMAL,
+    dayfirst: bool = _OPT_DAYFIRST,
+    date_format: str = _OPT_DATE_FORMAT,
+    tz: str = _OPT_TZ,
     horizon: int = _OPT_HORIZON,
     lookback: int = _OPT_LOOKBACK,
     setup: str = _OPT_SETUP,
@@ -284,9 +345,13 @@ def backtest(
 
     if mode not in BACKTEST_MODES:
         raise ConfigError(f"--mode must be {' or '.join(BACKTEST_MODES)}. Received: {mode!r}.")
+    _positive(horizon, "--horizon", "window.horizon")
+    _positive(folds, "--folds", "evaluate.backtest_folds")
+    _positive(fold_size, "--fold-size")
     frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
-                              freq=freq)
-    config = _config(horizon=horizon or _default_horizon(frame), lookback=lookback, setup=setup,
+                              freq=freq, sep=sep, decimal=decimal, dayfirst=dayfirst,
+                              date_format=date_format, tz=tz)
+    config = _config(horizon=_horizon(horizon, frame), lookback=lookback, setup=setup,
                      batch_size=BatchOptions.default("batch_size"),
                      model={"cell": cell, "units": units},
                      train={"epochs": epochs, "seed": seed, "verbose": 0})

@@ -34,7 +34,10 @@ def run(
     """Run a pipeline as one MLflow run (skipped when its data has not changed)."""
     from forecast.cli.model_commands import _quiet_stdout
     from forecast.pipelines.run import run_pipeline
+    from forecast.pipelines.spec import load_pipeline
 
+    # the whole file up front, the data file included: a bad setting fails before any training
+    load_pipeline(file, overrides=overrides or (), check_data=True)
     echo = _stderr if as_json else _console
 
     def say(line: str) -> None:
@@ -63,7 +66,7 @@ def validate(
     """Check a pipeline file and print a summary (or the first problem, with its line)."""
     from forecast.pipelines.spec import load_pipeline
 
-    spec = load_pipeline(file, overrides=overrides or ())
+    spec = load_pipeline(file, overrides=overrides or (), check_data=True)
     data, window, model = spec.data, spec.window, spec.model
     lines = [
         f"OK: pipeline {spec.name} ({file})",

@@ -1,4 +1,5 @@
-"""Serving commands: `forecast predict` (forecast a CSV's recent history with a logged model)."""
+"""Serving commands: `forecast predict` (forecast a CSV's recent history with a logged model) and
+`forecast serve` (the model over HTTP, MLflow's scoring app behind forecast's request guard)."""
 
 from __future__ import annotations
 
@@ -8,29 +9,34 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from forecast.errors import DataError
+from forecast.errors import ConfigError, DataError, ForecastError
 
 _console = Console(highlight=False, soft_wrap=True)
+_stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
-def read_history(csv: Path):
-    """Reads a CSV as raw text cells; the served model parses and validates them like load_csv.
+def read_history(csv: Path, reading=None):
+    """Reads a CSV as raw text cells, exactly as ``load_csv`` splits a training file (same
+    separator detection, byte-order mark, quoting); the served model then parses and validates
+    the cells with the model's saved reading settings (decimal mark, date layout, time zone).
+
+    Args:
+        csv: the file.
+        reading: a ``ReadOptions`` (or its dict, e.g. ``ServingInfo.reading``) whose ``sep``
+            is used; None or no ``sep`` detects it as training did.
 
     Raises:
-        DataError: the file is missing or is not a readable CSV.
+        DataError: the file is missing, not a regular file (a FIFO, a device, a directory), or
+            is not a readable CSV.
     """
-    import pandas as pd
+    from forecast.data.io import read_raw
+    from forecast.data.reading import as_read_options, require_regular_file
 
-    if not csv.is_file():
-        raise DataError(f"{str(csv)!r}: no such file. Pass the CSV of recent history with "
-                        "--csv PATH.")
-    try:
-        return pd.read_csv(csv, sep=None, engine="python", encoding="utf-8-sig", dtype=str,
-                           keep_default_na=False)
-    except (ValueError, UnicodeDecodeError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"{str(csv)!r}: cannot be read as CSV ({type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())}). Save it as a comma-separated UTF-8 "
-                        "file with a header row.") from None
+    source = str(csv)
+    require_regular_file(csv, source, "the CSV of recent history with --csv PATH")
+    sep = as_read_options(reading).sep
+    frame, _, _ = read_raw(csv, source=source, sep=sep)
+    return frame
 
 
 def _table(title: str, frame) -> Table:
@@ -52,6 +58,32 @@ _OPT_CSV = typer.Option(..., "--csv",
 _OPT_OUT = typer.Option(None, "--out", help="Write the forecast to this CSV file.")
 
 
+def check_out(out: Path) -> None:
+    """Checks that ``--out`` names a file that can be written, before any model is loaded.
+
+    Raises:
+        ConfigError: ``out`` is a folder, or a folder on its path is a file or not writable.
+    """
+    import os
+
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; pass the path of the CSV file to write, "
+                          f"e.g. --out {out / 'forecast.csv'}.")
+    if out.exists():
+        if not os.access(out, os.W_OK):
+            raise ConfigError(f"--out {out}: the file is not writable; pass another path.")
+        return
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"--out {out}: {folder} is a file, not a folder, so the forecast "
+                          "cannot be written there; pass another path.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: the folder {folder} is not writable; pass another "
+                          "path.")
+
+
 def predict(
     model: str = _OPT_MODEL,
     csv: Path = _OPT_CSV,
@@ -62,22 +94,64 @@ def predict(
 
     from forecast.serving import load_model
 
+    if out is not None:
+        check_out(out)
     history = read_history(csv)
     pyfunc_model = load_model(model)
     try:
         frame = pyfunc_model.predict(history, params={"source": str(csv)})
     except MlflowException as exc:  # MLflow's own input checks (e.g. text in a number column)
-        if isinstance(exc, DataError):
+        if isinstance(exc, ForecastError):
             raise
         raise DataError(f"{str(csv)!r}: {' '.join(exc.message.split())}") from None
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out, index=False)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(out, index=False)
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot be written ({exc.strerror or exc}); pass "
+                              "another path.") from None
         _console.print(f"wrote {len(frame)} forecast rows to {out}")
         return
     _console.print(_table(f"forecast from {csv.name} ({model})", frame))
 
 
+def serve(
+    model: str = typer.Argument(..., metavar="MODEL",
+                                help="MLflow model URI: models:/NAME@champion, runs:/ID/model, or "
+                                     "a local model folder."),
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="Address to listen on. 127.0.0.1 (default): this machine "
+                                  "only; 0.0.0.0: every interface (prints a warning)."),
+    port: int = typer.Option(5001, "--port",
+                             help="TCP port (default 5001; `forecast ui` uses 5000)."),
+    max_body_mb: float = typer.Option(10.0, "--max-body-mb",
+                                      help="Largest request body taken, in MB (HTTP 413 "
+                                           "beyond)."),
+) -> None:
+    """Serve a logged forecaster over HTTP: POST raw history to /invocations, get the forecast.
+
+    MLflow's scoring app in this process (uvicorn), behind a request guard; Ctrl-C stops it.
+    """
+    from forecast.serving import load_model
+    from forecast.serving.server import check_address, is_loopback, run
+
+    if not max_body_mb > 0:
+        raise ConfigError(f"--max-body-mb must be positive. Received: --max-body-mb {max_body_mb}")
+    check_address(host, port)
+    if not is_loopback(host):
+        _stderr.print(f"warning: --host {host} serves the model to other machines: anyone who "
+                      "can reach this port can send it requests (there is no authentication "
+                      "or TLS). Put a reverse proxy with both in front of it, or keep the "
+                      "default 127.0.0.1.")
+    pyfunc_model = load_model(model)
+    _stderr.print(f"serving {model} on http://{host}:{port} (POST /invocations); Ctrl-C stops "
+                  "it.")
+    stopped_by = run(pyfunc_model, host=host, port=port, max_body_mb=max_body_mb)
+    _stderr.print("stopped" + (f" (signal {stopped_by})." if stopped_by else "."))
+
+
 def register(app: typer.Typer) -> None:
     """Adds the serving commands to the root app."""
     app.command("predict")(predict)
+    app.command("serve")(serve)

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 
+from forecast.data.reading import ReadOptions
+
 
 @dataclass(frozen=True)
 class SeriesInfo:
@@ -33,6 +35,9 @@ class SeriesInfo:
         time_col: the timestamp column's name in the raw file.
         id_col: the series id column of a long-format file (None for one series).
         source: the file (or other source) named in error messages.
+        reading: how the file was read (separator, decimal mark, date layout, time zone), as
+            ``load_csv`` detected or was told; None for a frame built by hand. Not part of
+            equality: two frames with the same data and roles are described alike.
     """
 
     targets: tuple[str, ...] = ()
@@ -41,6 +46,7 @@ class SeriesInfo:
     time_col: str | None = None
     id_col: str | None = None
     source: str = "<frame>"
+    reading: ReadOptions | None = field(default=None, compare=False)
     extra: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
@@ -83,7 +89,7 @@ def describe(frame: pd.DataFrame) -> SeriesInfo:
     """
     kept = dict(frame.attrs or {})
     known = {k: kept.pop(k) for k in ("targets", "covariates", "freq", "time_col", "id_col",
-                                      "source") if k in kept}
+                                      "source", "reading") if k in kept}
     targets = tuple(known.get("targets") or frame.columns)
     covariates = tuple(c for c in known.get("covariates") or () if c not in targets)
     freq = known.get("freq")
@@ -94,7 +100,9 @@ def describe(frame: pd.DataFrame) -> SeriesInfo:
     return SeriesInfo(
         targets=targets, covariates=covariates, freq=freq,
         time_col=known.get("time_col") or index_name,
-        id_col=known.get("id_col"), source=known.get("source") or "<frame>", extra=kept,
+        id_col=known.get("id_col"), source=known.get("source") or "<frame>",
+        reading=ReadOptions.from_dict(known["reading"]) if known.get("reading") else None,
+        extra=kept,
     )
 
 

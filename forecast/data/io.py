@@ -11,7 +11,15 @@ Conventions:
   line 2. For DataFrames, "row 1" is the first data row.
 * Time zones are kept: tz-aware timestamps stay tz-aware. Timestamps with different UTC offsets
   (e.g. either side of a daylight-saving change) are converted to UTC. Mixing timestamps with
-  and without an offset is an error.
+  and without an offset is an error. With ``ReadOptions(tz=...)`` naive timestamps are local
+  time in that zone and are converted to UTC; without it, a naive file that skips or repeats
+  the hour of a daylight-saving change is refused with a hint to pass ``--tz``.
+* How the text was read (separator, decimal mark, time column, day/month order, time zone) is
+  a :class:`~forecast.data.reading.ReadOptions` on ``describe(frame).reading``; the served model
+  reads history with the same settings.
+* With ``freq`` given, data of another frequency (daily data for an hourly model) is an error,
+  not something to interpolate; gaps on the ``freq`` grid are still filled.
+* Values beyond float32's range (the model's precision) are an error.
 * Gaps (missing timestamps on the regular grid, or empty cells) are filled by ``fill``, but only
   runs of at most ``max_gap`` consecutive steps (default :data:`DEFAULT_MAX_GAP` = 24).
 """
@@ -33,6 +41,7 @@ from forecast.data.dataset import SeriesInfo, attach
 from forecast.data.frequency import (
     DEFAULT_MAX_GAP,
     FILL_CHOICES,
+    _step_ns,
     check_fill,
     check_max_gap,
     fill_gaps,
@@ -43,12 +52,21 @@ from forecast.data.frequency import (
     resolve_offset,
     snap,
 )
+from forecast.data.reading import (
+    ReadOptions,
+    as_read_options,
+    dst_hint,
+    freq_words,
+    require_regular_file,
+    same_scale,
+)
 from forecast.data.validation import (
     Rows,
     as_names,
     coerce_numeric,
+    decimal_comma_column,
     find_time_column,
-    parse_times,
+    parse_times_info,
     pick_columns,
     quote_list,
     require_columns,
@@ -56,7 +74,8 @@ from forecast.data.validation import (
 from forecast.errors import ConfigError, DataError, ForecastError
 from forecast.options import DUPLICATES
 
-__all__ = ["DEFAULT_MAX_GAP", "DUPLICATE_CHOICES", "FILL_CHOICES", "load_csv", "validate_frame"]
+__all__ = ["DEFAULT_MAX_GAP", "DUPLICATE_CHOICES", "FILL_CHOICES", "ReadOptions", "load_csv",
+           "validate_frame"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +108,17 @@ class _Options:
     max_gap: int = DEFAULT_MAX_GAP
     min_rows: int | None = None
     min_rows_reason: str | None = None
+    reading: ReadOptions = field(default_factory=ReadOptions)
+    freq_owner: str | None = None  # "the model": who asks for freq, in the mismatch message
 
 
 def _check_options(*, time_col, targets, covariates, id_col, freq, fill, duplicates, max_gap,
-                   min_rows, min_rows_reason) -> _Options:
+                   min_rows, min_rows_reason, reading=None, freq_owner=None) -> _Options:
+    reading = as_read_options(reading)
+    if time_col is not None and reading.time_col is not None and time_col != reading.time_col:
+        raise ConfigError(f"`time_col` and `reading.time_col` name different columns. Received: "
+                          f"time_col={time_col!r}, reading.time_col={reading.time_col!r}")
+    time_col = time_col if time_col is not None else reading.time_col
     for setting, value in (("time_col", time_col), ("id_col", id_col)):
         if value is not None and (not isinstance(value, str) or not value):
             raise ConfigError(f"`{setting}` must be a column name (a non-empty string) or None. "
@@ -121,6 +147,8 @@ def _check_options(*, time_col, targets, covariates, id_col, freq, fill, duplica
         max_gap=check_max_gap(max_gap),
         min_rows=None if min_rows is None else int(min_rows),
         min_rows_reason=min_rows_reason,
+        reading=reading,
+        freq_owner=freq_owner,
     )
 
 
@@ -129,7 +157,7 @@ def _check_options(*, time_col, targets, covariates, id_col, freq, fill, duplica
 
 def load_csv(path, *, time_col=None, targets=None, covariates=None, id_col=None, freq=None,
              fill="interpolate", duplicates="error", max_gap=None, min_rows=None,
-             min_rows_reason=None, encoding="utf-8") -> pd.DataFrame:
+             min_rows_reason=None, encoding="utf-8", reading=None) -> pd.DataFrame:
     """Reads a CSV time series and returns it validated and on a regular time grid.
 
     The delimiter (``,`` ``;`` tab or ``|``) is detected, a UTF-8 byte-order mark is skipped,
@@ -159,13 +187,17 @@ def load_csv(path, *, time_col=None, targets=None, covariates=None, id_col=None,
         min_rows_reason: why, appended to the message, e.g. ``"lookback 96 + horizon 24"``.
         encoding: text encoding of the file (default UTF-8; a UTF-16 file with a byte-order mark
             is recognised).
+        reading: a :class:`~forecast.data.reading.ReadOptions` (separator, decimal mark, time
+            column, date layout, day/month order, time zone); fields left None are detected.
+            What was used is ``describe(frame).reading``.
 
     Returns:
         A DataFrame with the columns ``targets + covariates`` (float64), indexed by a
         ``DatetimeIndex`` named after the time column with its frequency set (a
         ``(id_col, time_col)`` MultiIndex in long format). Its roles travel with it as a
         ``forecast.data.dataset.SeriesInfo`` (``describe(frame)``: ``targets``,
-        ``covariates``, ``freq`` alias, ``time_col``, ``id_col``, ``source`` path).
+        ``covariates``, ``freq`` alias, ``time_col``, ``id_col``, ``source`` path, ``reading``
+        settings).
 
     Raises:
         DataError: the file is missing, unreadable, empty, not text or not valid in a way the
@@ -180,21 +212,48 @@ def load_csv(path, *, time_col=None, targets=None, covariates=None, id_col=None,
     """
     options = _check_options(time_col=time_col, targets=targets, covariates=covariates,
                              id_col=id_col, freq=freq, fill=fill, duplicates=duplicates,
-                             max_gap=max_gap, min_rows=min_rows, min_rows_reason=min_rows_reason)
+                             max_gap=max_gap, min_rows=min_rows, min_rows_reason=min_rows_reason,
+                             reading=reading)
     if not isinstance(path, str | os.PathLike):
         raise ConfigError(f"`path` must be the path of a CSV file (a str or os.PathLike). "
                           f"Received: path={path!r}")
     source = str(path)
     with _no_raw_errors(source):
-        text = _read_text(Path(path), source, encoding)
-        delimiter = _sniff_delimiter(text)
-        frame, lines = _parse_csv(text, delimiter, Rows(source, "line"))
+        frame, lines, delimiter = read_raw(path, source=source, encoding=encoding,
+                                           sep=options.reading.sep)
         return _validate(frame, Rows(source, "line"), lines, delimiter, options)
+
+
+def read_raw(path, *, source: str | None = None, encoding: str = "utf-8",
+             sep: str | None = None) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """Reads a CSV file's cells as text, the way ``load_csv`` does, without validating them.
+
+    ``forecast predict --csv`` reads history with it, so that the served model gets the same
+    cells training read (same separator detection, byte-order mark, encodings).
+
+    Args:
+        path: the file.
+        source: how messages name it (default: the path).
+        encoding: its text encoding.
+        sep: the separator; None detects it.
+
+    Returns:
+        (frame of str cells, the file line of each row, the separator used).
+
+    Raises:
+        DataError: the file is missing, not a regular file, empty, binary or not valid CSV.
+    """
+    source = str(path) if source is None else source
+    text = _read_text(Path(path), source, encoding)
+    delimiter = sep or _sniff_delimiter(text)
+    frame, lines = _parse_csv(text, delimiter, Rows(source, "line"))
+    return frame, lines, delimiter
 
 
 def validate_frame(frame, *, source="<frame>", time_col=None, targets=None, covariates=None,
                    id_col=None, freq=None, fill="interpolate", duplicates="error", max_gap=None,
-                   min_rows=None, min_rows_reason=None) -> pd.DataFrame:
+                   min_rows=None, min_rows_reason=None, reading=None,
+                   freq_owner=None) -> pd.DataFrame:
     """Validates and regularises a DataFrame that holds a time column, like :func:`load_csv`.
 
     The timestamps may be a column (text or datetimes) or the frame's ``DatetimeIndex`` (or a
@@ -205,7 +264,11 @@ def validate_frame(frame, *, source="<frame>", time_col=None, targets=None, cova
         frame: the pandas DataFrame.
         source: how messages name the frame, e.g. ``"request body"``.
         time_col, targets, covariates, id_col, freq, fill, duplicates, max_gap, min_rows,
-        min_rows_reason: as for :func:`load_csv`.
+        min_rows_reason, reading: as for :func:`load_csv` (``reading.sep`` only tells how the
+            text was split: decimal commas are detected in text not split at commas).
+        freq_owner: who asks for ``freq``, for the message when the data has another
+            frequency, e.g. ``"the model"`` ("history is daily (D) but the model forecasts
+            hourly (h) steps").
 
     Returns:
         The frame as :func:`load_csv` returns it, with ``attrs["source"] == source``.
@@ -222,7 +285,8 @@ def validate_frame(frame, *, source="<frame>", time_col=None, targets=None, cova
     """
     options = _check_options(time_col=time_col, targets=targets, covariates=covariates,
                              id_col=id_col, freq=freq, fill=fill, duplicates=duplicates,
-                             max_gap=max_gap, min_rows=min_rows, min_rows_reason=min_rows_reason)
+                             max_gap=max_gap, min_rows=min_rows, min_rows_reason=min_rows_reason,
+                             reading=reading, freq_owner=freq_owner)
     source = str(source)
     rows = Rows(source, "row")
     if not isinstance(frame, pd.DataFrame):
@@ -230,7 +294,8 @@ def validate_frame(frame, *, source="<frame>", time_col=None, targets=None, cova
                          f"{type(frame).__name__}. Build one with pandas.DataFrame(...).")
     with _no_raw_errors(source):
         frame = _index_to_columns(frame)
-        return _validate(frame, rows, np.arange(1, len(frame) + 1), ",", options)
+        return _validate(frame, rows, np.arange(1, len(frame) + 1),
+                         options.reading.sep or ",", options)
 
 
 class _no_raw_errors:
@@ -273,12 +338,7 @@ def _read_text(path: Path, source: str, encoding: str) -> str:
     except (LookupError, TypeError):
         raise ConfigError(f"`encoding` is not a known text encoding. Received: "
                           f"encoding={encoding!r}. Use e.g. 'utf-8' or 'latin-1'.") from None
-    if not path.exists():
-        raise DataError(f"{source!r}: file not found. Check the path (relative paths start at "
-                        f"the working directory {os.getcwd()!r}).")
-    if path.is_dir():
-        raise DataError(f"{source!r}: is a directory, not a CSV file. Pass the path of a .csv "
-                        f"file inside it.")
+    require_regular_file(path, source)  # a FIFO or /dev/zero would hang or never end
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -421,12 +481,20 @@ def _validate(frame: pd.DataFrame, rows: Rows, lines: np.ndarray, delimiter: str
         require_columns(frame, [o.id_col], "id_col", rows)
     time_col = o.time_col or find_time_column(frame.drop(columns=[o.id_col] if o.id_col else []),
                                               rows)
-    times = parse_times(frame[time_col], time_col, rows, lines)
+    r = o.reading
+    times, dayfirst = parse_times_info(frame[time_col], time_col, rows, lines,
+                                       date_format=r.date_format, dayfirst=r.dayfirst, tz=r.tz,
+                                       offset=o.offset)
     targets, covariates = pick_columns(frame, time_col=time_col, id_col=o.id_col,
                                        targets=o.targets, covariates=o.covariates, rows=rows,
                                        delimiter=delimiter)
     names = targets + covariates
-    values = np.column_stack([coerce_numeric(frame[c], c, rows, lines, delimiter) for c in names])
+    values = np.column_stack([coerce_numeric(frame[c], c, rows, lines, delimiter, r.decimal)
+                              for c in names])
+    decimal = r.decimal or ("," if any(decimal_comma_column(frame[c], delimiter)
+                                       for c in names) else ".")
+    used = r.with_(sep=delimiter if rows.kind == "line" else r.sep, decimal=decimal,
+                   time_col=time_col, dayfirst=dayfirst)
     series = _split_series(frame, times, values, lines, o.id_col, rows)
     unsorted = [s for s in series if _prepare(s, o, rows)]
     if unsorted:
@@ -435,7 +503,8 @@ def _validate(frame: pd.DataFrame, rows: Rows, lines: np.ndarray, delimiter: str
                        which, time_col)
     offset = o.offset or _common_offset(series, o.id_col, rows)
     parts = [_regularise(s, offset, names, time_col, o, rows) for s in series]
-    return _assemble(parts, series, offset, names, time_col, targets, covariates, o, rows)
+    return _assemble(parts, series, offset, names, time_col, targets, covariates, o, rows,
+                     used)
 
 
 def _split_series(frame, times, values, lines, id_col, rows: Rows) -> list[_Series]:
@@ -463,6 +532,7 @@ def _prepare(s: _Series, o: _Options, rows: Rows) -> bool:
         order = np.argsort(s.times.asi8, kind="stable")
         s.times, s.values, s.lines = s.times[order], s.values[order], s.lines[order]
     if o.offset is not None:
+        _check_same_frequency(s, o, rows)
         snapped = snap(s.times, o.offset)
         moved = int((snapped.asi8 != s.times.asi8).sum())
         if moved:
@@ -471,6 +541,28 @@ def _prepare(s: _Series, o: _Options, rows: Rows) -> bool:
         s.times = snapped
     _deduplicate(s, o, rows)
     return unsorted
+
+
+def _check_same_frequency(s: _Series, o: _Options, rows: Rows) -> None:
+    """Refuses data whose own frequency is not ``freq``'s (daily history for an hourly model):
+    snapping and filling would turn it into a made-up series. Gaps on the grid are fine."""
+    unique = s.times.unique()
+    if len(unique) < 3:
+        return
+    own = infer_offset(unique)
+    if own is None or same_scale(own, o.offset, unique[0]):
+        return
+    want = freq_words(o.offset, alias=False)
+    if o.freq_owner:
+        raise rows.error(
+            f"{s.label}history is {freq_words(own)} but {o.freq_owner} forecasts "
+            f"{freq_words(o.offset)} steps; send {want} history (one row per "
+            f"{o.offset.freqstr!r} step, gaps are filled up to its max_gap).")
+    raise rows.error(
+        f"{s.label}the timestamps are {freq_words(own)} but freq={o.offset.freqstr!r} "
+        f"(--freq) asks for {freq_words(o.offset)} steps. Pass --freq {own.freqstr} "
+        f"(freq={own.freqstr!r}) or leave --freq out to use the data's own frequency; to change "
+        f"the frequency, resample the data first.")
 
 
 def _deduplicate(s: _Series, o: _Options, rows: Rows) -> None:
@@ -484,6 +576,11 @@ def _deduplicate(s: _Series, o: _Options, rows: Rows) -> None:
         moved = " (after moving timestamps onto the freq grid)" if o.offset is not None else ""
         long_hint = "" if o.id_col else (", or pass id_col= if the file holds several series "
                                          "in long format")
+        dst = dst_hint(first, "ambiguous") if s.times.tz is None and count <= 12 else ""
+        if dst:
+            raise rows.error(
+                f"{s.label}the timestamp {first} appears {len(at)} times, on {rows.kind}s "
+                f"{', '.join(str(int(n)) for n in at)} ({rows.convention}): {dst}.")
         raise rows.error(
             f"{s.label}the timestamp {first} appears {len(at)} times{moved}, on "
             f"{rows.kind}s {', '.join(str(int(n)) for n in at)} ({rows.convention}); "
@@ -592,6 +689,7 @@ def _gap_remedy(steps: int, o: _Options) -> str:
 
 def _check_row_gaps(s: _Series, positions, offset, o: _Options, rows: Rows) -> None:
     missing = np.diff(positions) - 1
+    _check_dst_gaps(s, missing, offset, rows)
     too_long = np.flatnonzero((missing > o.max_gap) | ((missing > 0) & (o.fill == "error")))
     if not too_long.size:
         return
@@ -602,6 +700,22 @@ def _check_row_gaps(s: _Series, positions, offset, o: _Options, rows: Rows) -> N
         f"{offset.freqstr!r}, from {s.times[i] + offset} to {s.times[i + 1] - offset} (between "
         f"{rows.at(s.lines[i])} and {rows.at(s.lines[i + 1])}; {rows.convention}). "
         f"{_gap_remedy(steps, o)}.")
+
+
+def _check_dst_gaps(s: _Series, missing: np.ndarray, offset, rows: Rows) -> None:
+    """A naive series missing exactly the hour clocks skip at a daylight-saving change is
+    local time read without its zone: filling that hour would invent a time that never was."""
+    step = _step_ns(offset, s.times.tz)
+    hour = 3600 * 10**9
+    if s.times.tz is not None or step is None or step > hour or hour % step:
+        return
+    for i in np.flatnonzero(missing == hour // step)[:100]:
+        hint = dst_hint(s.times[i] + offset, "nonexistent")
+        if hint:
+            raise rows.error(
+                f"{s.label}the hour from {s.times[i] + offset} is missing (between "
+                f"{rows.at(s.lines[i])} and {rows.at(s.lines[i + 1])}; {rows.convention}): "
+                f"{hint}.")
 
 
 def _check_cell_gaps(s, values, lines, grid, names, o: _Options, rows: Rows) -> None:
@@ -642,7 +756,7 @@ def _where(lines: np.ndarray, start: int, end: int, rows: Rows) -> str:
 
 
 def _assemble(parts, series, offset, names, time_col, targets, covariates, o: _Options,
-              rows: Rows) -> pd.DataFrame:
+              rows: Rows, reading: ReadOptions | None = None) -> pd.DataFrame:
     if o.id_col is None:
         grid, values = parts[0]
         out = pd.DataFrame(values, index=grid, columns=names)
@@ -654,4 +768,4 @@ def _assemble(parts, series, offset, names, time_col, targets, covariates, o: _O
         out = pd.DataFrame(np.concatenate([v for _, v in parts]), index=index, columns=names)
     return attach(out, SeriesInfo(
         targets=tuple(targets), covariates=tuple(covariates), freq=offset.freqstr,
-        time_col=time_col, id_col=o.id_col, source=rows.source))
+        time_col=time_col, id_col=o.id_col, source=rows.source, reading=reading))

@@ -200,7 +200,32 @@ class Scaler:
             center, scale = self._vectors(self.columns, None if key == _GLOBAL else key)
             block = values[rows]
             values[rows] = block * scale + center if inverse else (block - center) / scale
+        if not inverse:
+            _check_float32(values, self.columns, frame)
         out = frame.copy()
         for j, column in enumerate(self.columns):
             out[column] = values[:, j].astype(frame[column].dtype, copy=False)
         return carry(frame, out)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32(values: np.ndarray, columns, frame) -> None:
+    """Scaled values are fed to the model as float32: one beyond its range would become inf.
+
+    Raises:
+        DataError: naming the column, the timestamp and the scaled value.
+    """
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) & ~np.isnan(values) | (np.abs(values) > _FLOAT32_MAX)
+    if not bad.any():
+        return
+    row, column = (int(v[0]) for v in np.nonzero(bad))
+    when = frame.index[row]
+    raise DataError(
+        f"column {columns[column]!r} at {when} scales to {values[row, column]:.6g}, beyond the "
+        f"float32 range (magnitude at most {_FLOAT32_MAX:.3g}) the model computes in: the value "
+        f"is far outside what the scaler saw in training. Check the value (a unit change, a "
+        f"sentinel such as 1e30?) or retrain on data that covers it."
+    )

@@ -7,6 +7,7 @@ the column and the line (file) or row (frame) and says what to do.
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from dataclasses import dataclass
@@ -15,7 +16,11 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
+from forecast.data.frequency import infer_offset, on_grid
+from forecast.data.reading import freq_words, same_scale
 from forecast.errors import ConfigError, DataError
+
+logger = logging.getLogger("forecast.data.io")
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "nat", "-nan"})
 _TIME_NAMES = frozenset({"date", "time", "timestamp", "datetime", "ds"})
@@ -25,6 +30,8 @@ _TZ_SUFFIX = re.compile(
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+$|^[+-]?\d+$")
 _SAMPLE = 50  # cells looked at when guessing what a column holds
 _LOW, _HIGH = pd.Timestamp.min.as_unit("ns"), pd.Timestamp.max.as_unit("ns")
+#: The largest magnitude a value may have: the model computes in float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -108,13 +115,26 @@ def looks_numeric(values: pd.Series, delimiter: str = ",") -> bool:
     return np.isfinite(numbers).sum() + np.isinf(numbers).sum() >= 0.5 * present.sum()
 
 
+def decimal_comma_column(values: pd.Series, delimiter: str = ",") -> bool:
+    """Whether a text column is written with decimal commas (detected as ``coerce_numeric``
+    does when no decimal mark is given: only in files not separated by commas)."""
+    if not _is_text(values) or _all_numbers(values) is not None:
+        return False
+    text, missing = _strings(values)
+    return _uses_decimal_comma(text, missing, delimiter)
+
+
 def coerce_numeric(values: pd.Series, name, rows: Rows, labels: np.ndarray,
-                   delimiter: str = ",") -> np.ndarray:
+                   delimiter: str = ",", decimal: str | None = None) -> np.ndarray:
     """Converts a column to float64; missing cells become NaN.
 
+    Args:
+        decimal: the decimal mark of text cells, ``"."`` or ``","``; None detects it (decimal
+            commas only in files not separated by commas).
+
     Raises:
-        DataError: a cell holds text that is not a number (names the line and the value), or
-            a cell is infinite.
+        DataError: a cell holds text that is not a number (names the line and the value), a
+            cell is infinite, or its magnitude exceeds float32's range (the model's precision).
     """
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -128,17 +148,22 @@ def coerce_numeric(values: pd.Series, name, rows: Rows, labels: np.ndarray,
     else:
         text, missing = _strings(values)
         numbers = np.full(len(text), np.nan)
-        numbers[~missing] = _parse_numbers(text[~missing],
-                                           _uses_decimal_comma(text, missing, delimiter))
+        comma = (decimal == "," if decimal is not None
+                 else _uses_decimal_comma(text, missing, delimiter))
+        numbers[~missing] = _parse_numbers(text[~missing], comma)
         bad = np.flatnonzero(~missing & np.isnan(numbers))
         if bad.size:
             first = bad[0]
+            hint = ""
+            if not comma and _DECIMAL_COMMA.match(text[first]):
+                hint = (" It looks like a decimal comma: pass --decimal ',' (reading key "
+                        "decimal: ',') to read it as a number.")
             raise rows.error(
                 f"column {name!r} must hold numbers, but {rows.at(labels[first])} "
                 f"({rows.convention}) holds {text[first]!r}"
                 + (f", and {bad.size - 1} more cell(s) are not numbers" if bad.size > 1 else "")
                 + ". Fix or remove those cells (empty cells count as missing values), or leave "
-                "the column out of targets= and covariates=."
+                "the column out of targets= and covariates=." + hint
             )
     infinite = np.flatnonzero(np.isinf(numbers))
     if infinite.size:
@@ -148,6 +173,16 @@ def coerce_numeric(values: pd.Series, name, rows: Rows, labels: np.ndarray,
             f"{rows.at(labels[first])} ({rows.convention})"
             + (f" and {infinite.size - 1} more" if infinite.size > 1 else "")
             + ". Replace it with a finite number or leave the cell empty to have it filled."
+        )
+    huge = np.flatnonzero(np.abs(numbers) > FLOAT32_MAX)
+    if huge.size:
+        first = huge[0]
+        raise rows.error(
+            f"column {name!r} holds {numbers[first]:.6g} on {rows.at(labels[first])} "
+            f"({rows.convention})" + (f" and {huge.size - 1} more such value(s)"
+                                      if huge.size > 1 else "")
+            + f", beyond the float32 range (magnitude at most {FLOAT32_MAX:.3g}) the model "
+            "computes in. Rescale the column (e.g. divide it by a power of ten) or fix the value."
         )
     return numbers
 
@@ -170,6 +205,8 @@ def _values_are_times(values: pd.Series) -> bool:
     text, missing = _strings(values.iloc[: _SAMPLE * 4])
     sample = text[~missing][:_SAMPLE]
     if sample.size == 0 or np.isfinite(_parse_numbers(sample, False)).any():
+        return False
+    if all(_DECIMAL_COMMA.match(t) for t in sample):  # numbers written with decimal commas
         return False
     sample = pd.Series(sample, dtype=object)
     if _to_datetime(sample, utc=True).notna().mean() >= 0.8:
@@ -232,48 +269,184 @@ def _parse_with(series: pd.Series, fmt: str) -> pd.Series:
         return _to_datetime(series, utc=True, fmt=fmt)  # mixed UTC offsets: converted to UTC
 
 
-def _parse_other_layouts(series: pd.Series) -> pd.Series:
-    """Non-ISO timestamps: one layout guessed from the first cell (month first, else day
-    first, whichever parses every cell), else each cell on its own (``format="mixed"``)."""
-    for dayfirst in (False, True):
+def _both_fields(fmt: str) -> bool:
+    return "%d" in fmt and "%m" in fmt
+
+
+def _regular(parsed: pd.Series, offset) -> bool:
+    """Whether parsed timestamps form a regular series (of ``offset``'s pace when given)."""
+    times = pd.DatetimeIndex(parsed).unique().sort_values()
+    if len(times) < 3:
+        return False
+    own = infer_offset(times)
+    if own is None:
+        return False
+    positions = on_grid(times, own)
+    if positions[-1] + 1 > 1.5 * len(times):  # "regular" with most of the grid missing
+        return False
+    return offset is None or same_scale(own, offset, times[0])
+
+
+def _reading_word(parsed: pd.Series) -> str:
+    times = pd.DatetimeIndex(parsed).unique().sort_values()
+    own = infer_offset(times) if len(times) >= 3 else None
+    if own is None:
+        return "irregular"
+    word = freq_words(own, alias=False)
+    return f"{'an' if word[0] in 'aeiouh' else 'a'} {word} series"
+
+
+def _parse_other_layouts(series: pd.Series, dayfirst, offset, name, rows: Rows,
+                         labels) -> tuple[pd.Series, bool | None]:
+    """Non-ISO timestamps: one layout guessed from the first cell, day first or month first.
+
+    When ``dayfirst`` is None and both readings parse every cell, the one that gives a regular
+    series (at the pace of ``offset`` when given) is used, with a warning; when both or neither
+    do, the reading is ambiguous: a DataError asks for ``--dayfirst``/``--monthfirst``.
+
+    Returns:
+        (parsed, dayfirst used: True/False when the layout has a day and a month, else None).
+    """
+    first = series.iloc[0]
+    orders = (False, True) if dayfirst is None else (dayfirst,)
+    found = {}
+    for order in orders:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fmt = guess_datetime_format(series.iloc[0], dayfirst=dayfirst)
+            fmt = guess_datetime_format(first, dayfirst=order)
         if fmt:
             parsed = _parse_with(series, fmt)
             if parsed.notna().all():
-                return parsed
-    return _parse_with(series, "mixed")
+                found[order] = (fmt, parsed)
+    if len(found) == 2 and found[False][0] != found[True][0] and not (
+            found[False][1].to_numpy() == found[True][1].to_numpy()).all():
+        regular = {order: _regular(parsed, offset) for order, (_, parsed) in found.items()}
+        if regular[True] != regular[False]:
+            order = regular[True]
+            fmt, parsed = found[order]
+            logger.warning(
+                "%r: the time column %r reads both day-first and month-first; read it %s "
+                "(%r is %s), the reading that gives %s. Pass --%s (reading key dayfirst: %s) "
+                "to say so, or --date-format.", rows.source, name,
+                "day-first" if order else "month-first", first, parsed.iloc[0].date(),
+                _reading_word(parsed), "dayfirst" if order else "monthfirst",
+                str(order).lower())
+            return parsed, order
+        day, month = found[True][1], found[False][1]
+        raise rows.error(
+            f"the time column {name!r} is ambiguous: {first!r} ({rows.at(labels[0])}) reads "
+            f"day-first as {day.iloc[0].date()} ({_reading_word(day)}) and month-first as "
+            f"{month.iloc[0].date()} ({_reading_word(month)}), and both readings fit every row"
+            f"{'' if regular[True] else ' (neither is regular)'}. Pass --dayfirst or --monthfirst "
+            f"(reading key dayfirst: true/false), or --date-format (e.g. "
+            f"--date-format '{found[True][0]}')."
+        )
+    for order in orders:
+        if order in found:
+            fmt, parsed = found[order]
+            return parsed, (order if _both_fields(fmt) else dayfirst)
+    if dayfirst is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                parsed = pd.to_datetime(series, format="mixed", dayfirst=dayfirst,
+                                        errors="coerce")
+            except (ValueError, TypeError, OverflowError):
+                parsed = pd.to_datetime(series, format="mixed", dayfirst=dayfirst,
+                                        errors="coerce", utc=True)
+        return parsed, dayfirst
+    return _parse_with(series, "mixed"), None
 
 
-def _parse_text_times(text: np.ndarray, name, rows: Rows, labels: np.ndarray) -> pd.Series:
+def _parse_text_times(text: np.ndarray, name, rows: Rows, labels: np.ndarray, *,
+                      date_format=None, dayfirst=None, offset=None):
     series = pd.Series(text, dtype=object)
+    if date_format:
+        parsed = _parse_with(series, date_format)
+        failed = parsed.isna().to_numpy()
+        if failed.any():  # ISO 8601 text (e.g. from a JSON client) is unambiguous: take it too
+            iso = _parse_with(series[failed], "ISO8601")
+            if iso.notna().all() and getattr(iso.dt, "tz", None) == parsed.dt.tz:
+                parsed = parsed.dt.as_unit("ns").copy()
+                parsed[failed] = iso.dt.as_unit("ns").to_numpy()
+            else:
+                bad = np.flatnonzero(failed)[0]
+                raise rows.error(
+                    f"the time column {name!r} holds {text[bad]!r} on {rows.at(labels[bad])} "
+                    f"({rows.convention}), which does not match --date-format {date_format!r} "
+                    f"(reading key date_format). Fix the cell or pass the layout the file uses.")
+        return parsed, dayfirst
     try:
         parsed = _to_datetime(series, utc=False)
     except (ValueError, TypeError, OverflowError):
         _check_same_awareness(text, name, rows, labels)
         parsed = _to_datetime(series, utc=True)  # mixed UTC offsets: converted to UTC
     failed = parsed.isna().to_numpy()
+    used = dayfirst
     if failed.any() and not np.isfinite(_parse_numbers(text[failed], False)).any():
-        retry = _parse_other_layouts(series[failed])
+        retry, used = _parse_other_layouts(series[failed].reset_index(drop=True), dayfirst,
+                                           offset, name, rows, labels[failed])
+        retry.index = series.index[failed]
         if failed.all():
             parsed = retry
         elif retry.notna().all() and getattr(retry.dt, "tz", None) == parsed.dt.tz:
             parsed = parsed.dt.as_unit("ns").copy()
             parsed[failed] = retry.dt.as_unit("ns").to_numpy()
-    return parsed
+    return parsed, used
 
 
-def parse_times(values: pd.Series, name, rows: Rows, labels: np.ndarray) -> pd.DatetimeIndex:
+def _localize(index: pd.DatetimeIndex, tz: str, text, name, rows: Rows,
+              labels) -> pd.DatetimeIndex:
+    """Naive local times in ``tz`` → UTC (daylight-saving changes inferred from the order)."""
+    if index.tz is not None:
+        return index.tz_convert("UTC")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            local = index.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
+    except Exception as exc:  # noqa: BLE001 - AmbiguousTimeError and kin vary by version
+        raise rows.error(
+            f"the time column {name!r} cannot be read as local time in {tz} (--tz): "
+            f"{' '.join(str(exc).split())}. At the autumn change the repeated hour must appear "
+            f"twice, in file order (summer time first); sort the file or write UTC offsets."
+        ) from None
+    gone = np.flatnonzero(local.isna())
+    if gone.size:
+        first = gone[0]
+        raise rows.error(
+            f"the time column {name!r} holds {text[first]!r} on {rows.at(labels[first])} "
+            f"({rows.convention}), a time that does not exist in {tz} (--tz; clocks jump "
+            f"forward then). Fix or remove the row, or pass the zone the data was recorded in."
+        )
+    return local.tz_convert("UTC")
+
+
+def parse_times(values: pd.Series, name, rows: Rows, labels: np.ndarray, *, date_format=None,
+                dayfirst=None, tz=None, offset=None) -> pd.DatetimeIndex:
+    """Parses the time column into a nanosecond DatetimeIndex (see ``parse_times_info``)."""
+    return parse_times_info(values, name, rows, labels, date_format=date_format,
+                            dayfirst=dayfirst, tz=tz, offset=offset)[0]
+
+
+def parse_times_info(values: pd.Series, name, rows: Rows, labels: np.ndarray, *,
+                     date_format=None, dayfirst=None, tz=None,
+                     offset=None) -> tuple[pd.DatetimeIndex, bool | None]:
     """Parses the time column into a nanosecond DatetimeIndex, keeping its time zone.
 
     ISO 8601 text is parsed strictly; other layouts with one format guessed from the first
-    cell (month first when that parses every cell, else day first), else cell by cell. Mixed
-    UTC offsets (e.g. across daylight saving) are converted to UTC.
+    cell, day first or month first (``dayfirst``; when None and both fit every cell, the one
+    that gives a regular series, else a DataError), else cell by cell. ``date_format`` fixes
+    the layout. Mixed UTC offsets (e.g. across daylight saving) are converted to UTC; with
+    ``tz``, naive timestamps are local time there and are converted to UTC.
+
+    Returns:
+        (timestamps, dayfirst used: True/False when it mattered, else the given value).
 
     Raises:
-        DataError: a cell is empty, is a number, or does not parse as a timestamp.
+        DataError: a cell is empty, is a number, does not parse as a timestamp, the day/month
+            order is ambiguous, or a local time does not exist in ``tz``.
     """
+    used = dayfirst
     if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(
         values
     ):
@@ -291,7 +464,8 @@ def parse_times(values: pd.Series, name, rows: Rows, labels: np.ndarray) -> pd.D
             + ". Every row needs a timestamp: fill it in or remove the row."
         )
     if parsed is None:
-        parsed = _parse_text_times(text, name, rows, labels)
+        parsed, used = _parse_text_times(text, name, rows, labels, date_format=date_format,
+                                         dayfirst=dayfirst, offset=offset)
     bad = np.flatnonzero(parsed.isna().to_numpy() | missing)
     if bad.size:
         first = bad[0]
@@ -301,10 +475,13 @@ def parse_times(values: pd.Series, name, rows: Rows, labels: np.ndarray) -> pd.D
             f"the time column {name!r} holds {text[first]!r} on {rows.at(labels[first])} "
             f"({rows.convention}), which {what}"
             + (f"; {bad.size - 1} more cell(s) do not parse either" if bad.size > 1 else "")
-            + ". Write timestamps like '2016-07-01 00:00:00' (ISO 8601), or pass time_col= to "
-            "choose another column."
+            + ". Write timestamps like '2016-07-01 00:00:00' (ISO 8601), pass --date-format "
+            "(e.g. '%d.%m.%Y %H:%M'), or pass time_col= to choose another column."
         )
-    return _as_ns(pd.DatetimeIndex(parsed), text, name, rows, labels)
+    index = _as_ns(pd.DatetimeIndex(parsed), text, name, rows, labels)
+    if tz is not None:
+        index = _localize(index, tz, text, name, rows, labels)
+    return index, used
 
 
 def _as_ns(index: pd.DatetimeIndex, text, name, rows: Rows, labels) -> pd.DatetimeIndex:

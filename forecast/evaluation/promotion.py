@@ -216,8 +216,13 @@ def _register_baseline(name: str, version: str, baseline: str, score: float,
     context = contextlib.nullcontext() if same_run or run_id is None else mlflow.start_run(
         run_id=run_id, nested=active is not None)
     with context:
+        if not same_run and run_id is not None:  # reopened: this process owns it while it writes
+            from forecast.tracking.stale import owner_tags
+
+            mlflow.set_tags(owner_tags())
         logged = log_forecaster(model, time_col=info.time_col, name=f"baseline_{baseline}",
-                                fill=info.fill, max_gap=info.max_gap)
+                                fill=info.fill, max_gap=info.max_gap,
+                                reading=info.read_options)
     created = registry.register_version(
         logged.model_uri, name, run_id=run_id, alias=None,
         tags={TAG_KIND: baseline, TAG_SCORE: repr(score), TAG_SCORE_METRIC: metric})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import keras
 
-from forecast.errors import ConfigError
+from forecast.errors import ConfigError, ModelError
 from forecast.models.heads import LinearSkip
 from forecast.models.normalization import (
     BatchToChannels,
@@ -21,6 +21,117 @@ from forecast.models.normalization import (
 )
 from forecast.models.setups import get_setup
 from forecast.options import ModelOptions
+
+#: the most weights ``build_model`` makes (50 million: 200 MB of float32, several times that
+#: while training); larger settings are refused before any variable is allocated
+MAX_PARAMETERS = 50_000_000
+
+#: the step embedding of the seq2seq decoder (``forecast.models.setups.Seq2Seq``)
+_STEP_EMBEDDING_DIM = 8
+
+
+def _recurrent_parameters(cell: str, inputs: int, units: int) -> int:
+    """Weights of one of our recurrent layers reading ``inputs`` features."""
+    if cell == "gru":  # kernel, recurrent kernel, bias (2, 3·units)
+        return 3 * (units * (inputs + units)) + 2 * 3 * units
+    weights = 4 * (units * (inputs + units) + units)  # kernel, recurrent kernel, bias
+    return weights + (3 * units if cell == "peephole" else 0)
+
+
+def _stack_parameters(cell: str, inputs: int, units: int, layers: int) -> int:
+    """Weights of ``layers`` stacked recurrent layers, the first reading ``inputs``."""
+    return (_recurrent_parameters(cell, inputs, units)
+            + (layers - 1) * _recurrent_parameters(cell, units, units))
+
+
+def estimate_parameters(setup: str, spec, options: ModelOptions | dict | None = None,
+                        **kwargs) -> int:
+    """The weights ``build_model(setup, spec, options)`` would make, counted from the settings.
+
+    Nothing is built, so settings far too large to allocate (``units=10**9``) are counted in
+    microseconds. The count is exact for the setups of ``forecast.models.setups``.
+
+    Args:
+        setup, spec, options, kwargs: as for ``build_model``.
+
+    Returns:
+        The parameter count (trainable and not).
+
+    Raises:
+        ConfigError: an unknown setup, cell or option.
+
+    Example:
+        >>> estimate_parameters("many_to_one", WindowSpec(48, 12, ("y",)), units=16)
+        1944
+    """
+    get_setup(setup)
+    options = ModelOptions.parse(options)
+    if kwargs:
+        options = options.replace(**kwargs)
+    cell, units, layers = options.cell, options.units, options.layers
+    horizon, n_targets, n_future = spec.horizon, spec.n_targets, spec.n_future
+    n_inputs = spec.n_inputs
+    outputs = len(options.quantiles) if options.quantiles else 1  # per step and target
+    count = 0
+    if options.instance_norm == "revin":
+        count += 2 * n_targets  # gamma, beta
+    if options.linear_skip:
+        count += spec.lookback * horizon + horizon
+    targets, features, series = n_targets, n_inputs, 1
+    if options.channel_independent:
+        targets, features, series = 1, 1, n_targets
+    per_step_head = units * targets * outputs + targets * outputs
+    if setup == "many_to_one":
+        count += _stack_parameters(cell, features, units, layers)
+        width, out = units + horizon * n_future, horizon * targets * outputs
+        count += width * out + out
+    elif setup == "one_to_many":
+        count += _stack_parameters(cell, features, units, layers)
+        count += _stack_parameters(cell, units + n_future, units, layers) + per_step_head
+    elif setup == "seq2seq":
+        count += _stack_parameters(cell, features, units, layers)
+        count += horizon * _STEP_EMBEDDING_DIM
+        count += _stack_parameters(cell, n_future + _STEP_EMBEDDING_DIM, units, layers)
+        count += per_step_head
+    elif setup == "synced":
+        count += _stack_parameters(cell, features, units, layers) + per_step_head
+    else:  # segment: embedding w -> d, one recurrent layer d -> d, head d -> w(·Q)
+        w = options.segment_length
+        count += w * units + units + _recurrent_parameters(cell, units, units)
+        count += units * w * outputs + w * outputs
+        if options.segment_decoder == "parallel":  # the learned queries
+            segments, channels = max(horizon // w, 1), series * targets
+            channel_dim = units // 2 if channels > 1 else 0
+            count += segments * (units - channel_dim) + channels * channel_dim
+    return int(count)
+
+
+def check_model_size(setup: str, spec, options: ModelOptions | dict | None = None,
+                     *, limit: int = MAX_PARAMETERS) -> int:
+    """Refuses settings whose network would have more than ``limit`` weights.
+
+    Called before the model is built, so ``units: 1000000000`` is a one-line error instead
+    of TensorFlow running out of memory.
+
+    Args:
+        setup, spec, options: as for ``build_model``.
+        limit: the most parameters allowed (``MAX_PARAMETERS``).
+
+    Returns:
+        The estimated parameter count.
+
+    Raises:
+        ModelError: above the limit; names the count, ``units`` and ``layers``.
+    """
+    options = ModelOptions.parse(options)
+    count = estimate_parameters(setup, spec, options)
+    if count > limit:
+        raise ModelError(
+            f"the {setup} model would have {count:,} parameters ({options.cell}, units="
+            f"{options.units}, layers={options.layers}, lookback {spec.lookback}, horizon "
+            f"{spec.horizon}), more than the limit of {limit:,}. Use fewer --units/--layers "
+            "(YAML `model.units`, `model.layers`).")
+    return count
 
 
 def build_model(
@@ -43,6 +154,7 @@ def build_model(
     Raises:
         ConfigError: an unknown setup, cell or option, an invalid value, or
             ``channel_independent=True`` with covariates in the spec.
+        ModelError: more than ``MAX_PARAMETERS`` weights (``check_model_size``).
 
     Example:
         >>> spec = WindowSpec(lookback=48, horizon=12, targets=("y",))
@@ -68,6 +180,7 @@ def build_model(
             f"{list(spec.input_columns[n_targets:])}. Drop the covariates or set "
             "channel_independent=False."
         )
+    check_model_size(setup, spec, options)  # before any variable is allocated
     if options.seed is not None:
         keras.utils.set_random_seed(options.seed)
 

@@ -121,6 +121,11 @@ def run_pipeline(path, *, overrides=(), force: bool = False,
     of the pipeline, nothing is trained: the result has ``skipped=True`` (``force=True``
     trains anyway).
 
+    A run of the pipeline left RUNNING by a killed process of this host is first ended as KILLED
+    (``validate``; ``forecast.tracking.stale``). With ``train.checkpoint_dir`` set, training
+    resumes after the killed run's last finished epoch, and the new run is tagged
+    ``forecast.resumes_run`` with the killed run's id (``forecast.tracking.resume``).
+
     Args:
         path: the pipeline YAML file.
         overrides: ``"dotted.key=value"`` settings applied before validation

@@ -21,8 +21,9 @@ for a misspelt key, the nearest valid one::
 
     nightly.yaml, line 9: window.horizn: unknown key (did you mean horizon?)
 
-YAML is read with ``yaml.safe_load`` only; ``yaml.compose`` (the safe loader's node tree) supplies
-the line of every key.
+YAML is read with ``yaml.safe_load`` only, and only once ``forecast.yaml_input`` has bounded its
+size, nesting and aliases (an alias bomb or a thousand nested brackets is refused, naming the
+line); ``yaml.compose`` (the safe loader's node tree) supplies the line of every key.
 """
 
 from __future__ import annotations
@@ -34,17 +35,18 @@ import types
 import typing
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forecast.cron import check_timezone, cron_trigger
-from forecast.errors import ConfigError
+from forecast.errors import ConfigError, cut, shown
 from forecast.options import (
     DUPLICATES,
     FILLS,
     METRICS,
+    MODEL_NAME_RULE,
     BatchOptions,
     FeatureOptions,
     ForecasterConfig,
@@ -52,11 +54,15 @@ from forecast.options import (
     PromotionOptions,
     TrainOptions,
     WindowOptions,
+    _number,
+    _positive_int,
+    model_name_problem,
 )
+from forecast.yaml_input import load_yaml_text, read_yaml_text
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DataSection(_Section):
@@ -70,20 +76,54 @@ class DataSection(_Section):
     freq: str | None = None
     fill: Literal[FILLS] = "interpolate"
     duplicates: Literal[DUPLICATES] = "error"
-    max_gap: int | None = Field(None, ge=1)
+    max_gap: Annotated[int | None, _positive_int("max_gap", none="no limit")] = None
+    sep: str | None = Field(None, description="Field separator (detected when left out).")
+    decimal: str | None = Field(None, description="Decimal mark, '.' or ',' (detected).")
+    date_format: str | None = Field(None, description="strftime layout of the timestamps.")
+    dayfirst: bool | None = Field(None, description="Read 01/02/2024 as 1 February (true) or 2 "
+                                  "January (false); detected, and refused when both fit.")
+    tz: str | None = Field(None, description="Time zone of naive timestamps (read as local "
+                           "time there, daylight saving included, and converted to UTC).")
 
     @field_validator("targets", "covariates", mode="before")
     @classmethod
     def _one_or_many(cls, value):
         return [value] if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _check_reading(self):
+        from forecast.errors import ForecastError
+
+        try:
+            self.reading()
+        except ForecastError as exc:  # pydantic names the section; the message names the key
+            raise ValueError(str(exc)) from None
+        return self
+
+    def reading(self):
+        """The ``ReadOptions`` of this section (the served model reads history the same way).
+
+        Returns:
+            A ``forecast.data.reading.ReadOptions``.
+
+        Raises:
+            ConfigError: a bad separator, decimal mark, date format or time zone.
+        """
+        from forecast.data.reading import ReadOptions
+
+        return ReadOptions(sep=self.sep, decimal=self.decimal, time_col=self.time_col,
+                           date_format=self.date_format, dayfirst=self.dayfirst, tz=self.tz)
+
+
+_Row = Annotated[int, _positive_int("borders")]
+
 
 class SplitSection(_Section):
     """The chronological split: fractions, or explicit row borders."""
 
-    val: float = Field(0.1, ge=0, lt=1)
-    test: float = Field(0.2, gt=0, lt=1)
-    borders: tuple[int, int, int] | None = None
+    val: Annotated[float, _number("val")] = Field(0.1, ge=0, lt=1)
+    test: Annotated[float, _number("test")] = Field(0.2, gt=0, lt=1)
+    borders: tuple[_Row, _Row, _Row] | None = None
 
     @model_validator(mode="after")
     def _check(self):
@@ -114,14 +154,25 @@ class EvaluateSection(_Section):
     """What is reported: the test metrics shown, and an optional rolling-origin backtest."""
 
     metrics: list[Literal[METRICS]] = Field(default_factory=lambda: ["mae", "rmse", "mase"])
-    backtest_folds: int | None = Field(None, ge=1)
-    backtest_epochs: int | None = Field(None, ge=1)
+    backtest_folds: Annotated[int | None, _positive_int("backtest_folds",
+                                                        none="no backtest")] = None
+    backtest_epochs: Annotated[int | None, _positive_int("backtest_epochs",
+                                                         none="the training epochs")] = None
 
 
 class RegisterSection(PromotionOptions):
     """Register the model (alias ``challenger``); promotion decides the champion."""
 
     name: str = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _mlflow_name(cls, value):
+        problem = model_name_problem(value)
+        if problem is not None:  # MLflow would refuse it only after training
+            raise ValueError(f"not a valid registered model name: {problem}. "
+                             f"{MODEL_NAME_RULE}")
+        return value
 
 
 class ForecastSection(_Section):
@@ -138,19 +189,28 @@ class ScheduleSection(_Section):
     ``interval_seconds`` instead runs it every N seconds (tests, debugging).
     """
 
+    timezone: str = "UTC"  # before cron: cron's check reads it
     cron: str | None = None
-    timezone: str = "UTC"
-    interval_seconds: float | None = Field(None, gt=0)
-    misfire_grace_seconds: int = Field(3600, ge=1)
+    interval_seconds: Annotated[float | None, _number("interval_seconds")] = Field(None, gt=0)
+    misfire_grace_seconds: Annotated[int, _positive_int("misfire_grace_seconds")] = 3600
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value):
+        check_timezone(value)  # ValueError names the zone
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value, info):
+        if value is not None and "timezone" in info.data:
+            cron_trigger(value, info.data["timezone"])  # malformed, or never fires
+        return value
 
     @model_validator(mode="after")
     def _check(self):
         if (self.cron is None) == (self.interval_seconds is None):
             raise ValueError("give exactly one of cron (e.g. \"0 2 * * *\") and interval_seconds.")
-        if self.cron is not None:
-            cron_trigger(self.cron, self.timezone)  # ValueError names the bad field
-        else:
-            check_timezone(self.timezone)
         return self
 
 
@@ -218,7 +278,7 @@ def _marks(node, prefix: tuple = (), marks: dict | None = None, problems: list |
 
 
 def _dotted(path) -> str:
-    return ".".join(str(p) for p in path) or "(top level)"
+    return ".".join(cut(str(p), 60) for p in path) or "(top level)"
 
 
 def _model_of(annotation):
@@ -259,7 +319,7 @@ def _describe(err: dict) -> tuple[tuple, str]:
     if kind == "extra_forbidden":
         key, parent = str(loc[-1]), loc[:-1]
         valid = _fields_at(parent)
-        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(key[:100], valid, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else f"valid keys: {', '.join(valid)}"
         return loc, f"unknown key ({hint})"
     if kind == "missing":
@@ -269,8 +329,8 @@ def _describe(err: dict) -> tuple[tuple, str]:
         message += "."
     if "input" in err and kind not in ("model_type", "dict_type") and not isinstance(
         err["input"], dict
-    ) and repr(err["input"]) not in message:
-        message += f" Received: {err['input']!r}."
+    ) and shown(err["input"]) not in message:
+        message += f" Received: {shown(err['input'])}."
     return loc, message
 
 
@@ -289,11 +349,13 @@ def parse_overrides(overrides) -> list[tuple[tuple[str, ...], Any]]:
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"--set takes KEY=VALUE with a dotted key, e.g. "
-                              f"window.horizon=48. Received: {text!r}.")
+                              f"window.horizon=48. Received: {shown(text)}.")
+        source = f"--set {shown(text, 60)}"
         try:
-            parsed.append((tuple(key.split(".")), yaml.safe_load(value) if value else None))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc}).") from None
+            value = load_yaml_text(value, source=source) if value else None
+        except ConfigError as exc:  # bounded like a file; say it is the value after "="
+            raise ConfigError(f"{exc} (the value after = is read as YAML)") from None
+        parsed.append((tuple(key.split(".")), value))
     return parsed
 
 
@@ -317,38 +379,32 @@ def _resolve(folder: Path, path: Path | None) -> Path | None:
     return path if path.is_absolute() else (folder / path).resolve()
 
 
-def load_pipeline(path, *, overrides=()) -> PipelineSpec:
+def load_pipeline(path, *, overrides=(), check_data: bool = False) -> PipelineSpec:
     """Reads, overrides and validates a pipeline file.
 
     Args:
-        path: the YAML file.
+        path: the YAML file (at most ``forecast.yaml_input.MAX_BYTES``; its nesting and aliases
+            are bounded before it is loaded).
         overrides: ``"dotted.key=value"`` strings applied before validation (``--set``).
+        check_data: also require ``data.path`` to be an existing regular file (what
+            ``forecast pipeline validate`` and ``run`` check up front).
 
     Returns:
         The ``PipelineSpec``, with ``data.path``, ``forecast.path`` and
         ``train.checkpoint_dir`` made absolute (relative ones are relative to the file's folder).
 
     Raises:
-        ConfigError: the file is missing or not YAML, or a setting is invalid; the message names
-            the file, the line, the dotted key and (for a misspelt key) the nearest valid key.
+        ConfigError: the file is missing, too large or not YAML, its aliases or nesting cross a
+            bound, or a setting is invalid; the message names the file, the line, the dotted key
+            and (for a misspelt key) the nearest valid key.
 
     Example:
         >>> load_pipeline("pipelines/quickstart.yaml", overrides=["window.horizon=48"]).window
         WindowSection(horizon=48, lookback=96)
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"pipeline file {path} does not exist; give the path of a YAML file "
-                          "such as pipelines/quickstart.yaml.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"pipeline file {path} cannot be read: {exc}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError.from_yaml(path, exc) from None
+    text = read_yaml_text(path)  # refuses a missing or over-large file before reading it all
+    data, node = load_yaml_text(text, source=str(path), compose=True)  # bounded, then loaded
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -386,6 +442,12 @@ def load_pipeline(path, *, overrides=()) -> PipelineSpec:
         spec.forecast.path = _resolve(folder, spec.forecast.path)
     if spec.train.checkpoint_dir is not None:
         spec.train.checkpoint_dir = _resolve(folder, spec.train.checkpoint_dir)
+    if check_data and not spec.data.path.is_file():
+        line = "--set" if ("data", "path") in overridden else _line(marks, ("data", "path"))
+        what = "is not a regular file" if spec.data.path.exists() else "does not exist"
+        raise ConfigError(_message(path, [(("data", "path"), line, (
+            f"the data file {spec.data.path} {what}; give the path of a CSV file (a relative "
+            "path is read from the pipeline file's folder)."))]))
     return spec
 
 

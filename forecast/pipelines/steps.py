@@ -128,6 +128,7 @@ def _load_frame(spec: PipelineSpec) -> pd.DataFrame:
         id_col=data.id_col, freq=data.freq, fill=data.fill, duplicates=data.duplicates,
         max_gap=data.max_gap, min_rows=lookback + spec.window.horizon,
         min_rows_reason=f"lookback {lookback} + horizon {spec.window.horizon}",
+        reading=data.reading(),
     )
 
 
@@ -206,6 +207,26 @@ def _selected(metrics: dict, names) -> dict:
     return {k: v for k, v in metrics.items() if k in names}
 
 
+def _end_stale_runs(spec: PipelineSpec, echo: Echo) -> None:
+    """Ends the pipeline's runs left RUNNING by a killed process of this host as KILLED
+    (``forecast.tracking.stale``), saying so through ``echo``."""
+    import mlflow
+
+    from forecast.tracking.mlflow import store_errors, use_store
+    from forecast.tracking.stale import end_stale_runs
+
+    uri, _ = use_store()
+    with store_errors(uri):
+        experiment = mlflow.get_experiment_by_name(spec.experiment)
+    if experiment is None:
+        return
+    report = end_stale_runs([experiment.experiment_id], tags={TAG_NAME: spec.name},
+                            ended_by=f"the next run of pipeline {spec.name}")
+    for line, run in zip(report.lines(), report.runs, strict=True):
+        if run.ended:
+            echo(f"[validate] {line}")
+
+
 # -- the steps ----------------------------------------------------------------------------------
 
 
@@ -226,6 +247,10 @@ def validate(path, *, overrides=(), force: bool = False, echo: Echo | None = Non
         bytes and the settings are those of the last FINISHED run of the pipeline (``run_id`` is
         then that run's, ``last_timestamp`` its watermark, ``message`` says so) — and ``steps``
         (seconds per step).
+
+    Before deciding, the pipeline's runs left RUNNING by a process of this host that is gone
+    (killed) are ended as KILLED, tagged ``forecast.ended_by`` = "the next run of pipeline
+    NAME" (``forecast.tracking.stale``).
 
     Raises:
         ConfigError: the file or an override is invalid (nothing is recorded).
@@ -252,6 +277,7 @@ def validate(path, *, overrides=(), force: bool = False, echo: Echo | None = Non
         state.name, state.experiment = spec.name, spec.experiment
         state.digest, state.sha256 = spec.digest(), file_sha256(spec.data.path)
     cache.spec = spec
+    _end_stale_runs(spec, echo)
     previous = last_finished_run(spec.name, spec.experiment)
     if not force and unchanged_since(previous, state.sha256, state.digest):
         last = previous.data.tags.get(TAG_LAST_TIMESTAMP)
@@ -326,9 +352,11 @@ def train(state: StepState | dict, *, echo: Echo | None = None,
     tracked = train_tracked(
         frame, _config(spec), source=str(spec.data.path), time_col=state.time_col,
         val=split.val, test=split.test, borders=split.borders, register=None,
-        experiment=spec.experiment, run_name=spec.name, tags=tags,
+        experiment=spec.experiment, run_name=spec.name, tags=tags, end_stale=False,
     )
     report = tracked.report
+    if tracked.resumed:
+        echo(f"[train] {tracked.resumed['message']}")
     total = time.perf_counter() - started
     state.steps["train"] = report.seconds
     state.steps["evaluate"] = max(total - report.seconds, 0.0)

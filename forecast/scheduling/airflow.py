@@ -40,8 +40,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import yaml
-
 from forecast.errors import ConfigError
 from forecast.paths import PROJECT_ROOT
 
@@ -139,13 +137,10 @@ def read_header(path) -> PipelineHeader:
         >>> read_header("pipelines/nightly.yaml").cron
         '0 2 * * *'
     """
+    from forecast.yaml_input import read_yaml
+
     path = Path(path).resolve()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"pipeline file {path} cannot be read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError.from_yaml(path, exc) from None
+    data = read_yaml(path)  # size, nesting and aliases bounded before it is loaded
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a pipeline file is a mapping of sections (name, data, "
                           f"window, ...); this one holds a {type(data).__name__}.")

@@ -1,16 +1,18 @@
 """Serving: a fitted Forecaster as an MLflow pyfunc model — raw history in, forecast frame out.
 
 ``log_forecaster`` logs it (a model from code, no pickle); ``load_model`` (also
-``forecast.load``) loads it back from any MLflow model URI; ``mlflow models serve -m URI
---env-manager local`` serves it over HTTP.
+``forecast.load``) loads it back from any MLflow model URI after ``verify_model_folder`` has
+checked that its code file is the ``model_code.py`` this version of forecast writes;
+``forecast serve URI`` (``forecast.serving.server``) serves it over HTTP behind a request guard.
 """
 
-from forecast.serving.load import load_model
+from forecast.serving.load import load_model, verify_model_folder
 from forecast.serving.log import log_forecaster, pip_requirements
 from forecast.serving.pyfunc import (
     ARTIFACT_KEY,
     SERVING_FILE,
     ForecastModel,
+    NonFiniteForecastError,
     ServingDataError,
     ServingInfo,
     forecast_history,
@@ -20,10 +22,12 @@ __all__ = [
     "ARTIFACT_KEY",
     "SERVING_FILE",
     "ForecastModel",
+    "NonFiniteForecastError",
     "ServingDataError",
     "ServingInfo",
     "forecast_history",
     "load_model",
     "log_forecaster",
     "pip_requirements",
+    "verify_model_folder",
 ]

@@ -1,23 +1,142 @@
-"""Loading a logged forecaster back as an MLflow pyfunc model, with errors users can act on."""
+"""Loading a logged forecaster back as an MLflow pyfunc model — only code forecast wrote runs.
+
+A model from code runs its code file when it is loaded (``mlflow.pyfunc.load_model`` executes
+``model_code.py``), so whoever can write a model folder or a registry can run code in the
+process that loads it. ``load_model`` (``forecast.load``, ``forecast predict``,
+``forecast serve``) therefore copies the model to a local folder first, checks that the folder
+would run nothing but the ``model_code.py`` this version of forecast writes (byte for byte,
+SHA-256), and only then lets MLflow load that same copy.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
 from forecast.errors import ModelError
+
+#: The code file ``log_forecaster`` logs; a model's code must be byte-identical to it.
+MODEL_CODE = Path(__file__).with_name("model_code.py")
+#: MLflow's loader of models from code (the ``loader_module`` of the pyfunc flavour).
+CODE_LOADER = "mlflow.pyfunc.loaders.code_model"
+#: Keys of the pyfunc flavour that make MLflow import or run other code, or read the code file
+#: from elsewhere: forecast never writes them.
+_FORBIDDEN_KEYS = ("code", "data", "predict_fn", "predict_stream_fn")
+
+
+@lru_cache(maxsize=1)
+def model_code_sha256() -> str:
+    """The SHA-256 of the ``model_code.py`` this version of forecast writes (hex)."""
+    return hashlib.sha256(MODEL_CODE.read_bytes()).hexdigest()
+
+
+def _refuse(uri: str, what: str) -> ModelError:
+    return ModelError(
+        f"{uri}: {what}; refusing to run it. Re-log the model with this version, or load it "
+        "with mlflow directly if you trust it.")
+
+
+def verify_model_folder(folder, uri: str | None = None) -> Path:
+    """Checks that loading the MLflow model in ``folder`` runs only forecast's own model code.
+
+    Reads the ``MLmodel`` file (as data, ``yaml.safe_load``): the ``python_function`` flavour
+    must load a model from code (``loader_module: mlflow.pyfunc.loaders.code_model``) with no
+    extra code paths (``code``), and the code file MLflow would execute — ``model_code_path``'s
+    file name inside the folder — must be byte-identical to ``forecast/serving/model_code.py``.
+
+    Args:
+        folder: a local MLflow model folder (holding ``MLmodel``).
+        uri: how messages name the model (default: the folder).
+
+    Returns:
+        The path of the verified code file.
+
+    Raises:
+        ModelError: no ``MLmodel`` file, not a forecast model from code, or a code file that
+            differs from the one this version of forecast writes (the message gives both
+            SHA-256 digests and says what to do).
+
+    Example:
+        >>> verify_model_folder("mlruns/1/models/m-123/artifacts")   # raises if tampered
+    """
+    import yaml
+
+    folder = Path(folder)
+    name = uri or str(folder)
+    mlmodel = folder / "MLmodel"
+    try:
+        meta = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{name}: no MLflow model here (no MLmodel file in {folder}). Pass a "
+                         "model URI such as models:/NAME@champion or runs:/RUN_ID/model, or "
+                         "the folder that holds MLmodel.") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ModelError(f"{name}: its MLmodel file cannot be read ({type(exc).__name__}); "
+                         "re-log the model with this version of forecast.") from None
+    flavor = ((meta or {}).get("flavors") or {}).get("python_function") \
+        if isinstance(meta, dict) else None
+    if not isinstance(flavor, dict):
+        raise ModelError(f"{name}: not a pyfunc model (its MLmodel has no python_function "
+                         "flavour); forecast loads only models logged by "
+                         "forecast.serving.log_forecaster.")
+    loader = flavor.get("loader_module")
+    if loader != CODE_LOADER:
+        raise _refuse(name, f"its MLmodel loads it with {str(loader)[:80]!r}, not as the model "
+                            f"from code ({CODE_LOADER}) that forecast logs")
+    extra = [key for key in _FORBIDDEN_KEYS if flavor.get(key)]
+    if extra:
+        raise _refuse(name, f"its MLmodel sets {', '.join(extra)} in the python_function "
+                            "flavour (extra code or another code location), which forecast "
+                            "never writes")
+    code_path = flavor.get("model_code_path")
+    if not isinstance(code_path, str) or not code_path.strip():
+        raise _refuse(name, "its MLmodel names no model code file (model_code_path); it is not "
+                            "a model from code as forecast logs it")
+    # what MLflow executes: os.path.join(model_path, os.path.basename(model_code_path))
+    code_file = folder / os.path.basename(code_path)
+    shown = code_file if uri is None else f"{uri}/{code_file.name}"
+    try:
+        digest = hashlib.sha256(code_file.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise _refuse(name, f"its model code ({shown}) cannot be read "
+                            f"({type(exc).__name__})") from None
+    expected = model_code_sha256()
+    if digest != expected:
+        raise _refuse(name, f"its model code ({shown}) differs from the code this version of "
+                            f"forecast writes (sha256 {digest[:16]}…, expected "
+                            f"{expected[:16]}…)")
+    return code_file
+
+
+def _tracking_store() -> str:
+    import mlflow
+
+    return mlflow.get_tracking_uri()
 
 
 def load_model(uri: str):
-    """Loads the MLflow model at ``uri`` (``runs:/…``, ``models:/NAME@alias``, a local path).
+    """Loads the MLflow model at ``uri`` after checking that it runs only forecast's code.
+
+    The model is first copied to a temporary folder (``mlflow.artifacts.download_artifacts``;
+    a local folder is copied too, so it cannot change between the check and the load), checked
+    with ``verify_model_folder``, and loaded from that copy.
 
     Args:
-        uri: any model URI MLflow accepts. ``runs:/`` and ``models:/`` URIs are resolved against
-            the tracking server of ``MLFLOW_TRACKING_URI`` (or ``mlflow.set_tracking_uri``).
+        uri: any model URI MLflow accepts: ``runs:/…``, ``models:/NAME@alias``,
+            ``models:/NAME/3``, or a local model folder. ``runs:/`` and ``models:/`` URIs are
+            resolved against the tracking server of ``MLFLOW_TRACKING_URI`` (or
+            ``mlflow.set_tracking_uri``).
 
     Returns:
         The ``mlflow.pyfunc.PyFuncModel``; ``.predict(history_frame)`` returns the forecast frame.
 
     Raises:
-        ModelError: nothing is stored at ``uri`` or it cannot be loaded; the message names the
-            URI and the tracking store it was looked up in.
+        ModelError: nothing is stored at ``uri`` or it cannot be loaded (the message names the
+            URI and the tracking store it was looked up in), or its code is not the code this
+            version of forecast writes (nothing of it has run then).
 
     Example:
         >>> model = load_model("models:/sales@champion")
@@ -26,19 +145,31 @@ def load_model(uri: str):
     if not isinstance(uri, str) or not uri.strip():
         raise ModelError(f"the model URI must be a non-empty string such as "
                          f"'models:/NAME@champion' or 'runs:/RUN_ID/model'. Received: {uri!r}")
-    import mlflow
+    import mlflow.artifacts
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
-    try:
-        return mlflow.pyfunc.load_model(uri)
-    except ModelError as exc:
-        raise ModelError(f"the model at {uri!r} cannot be loaded: {exc}") from None
-    except (MlflowException, OSError) as exc:
+    def not_found(exc: Exception) -> ModelError:
         message = exc.message if isinstance(exc, MlflowException) else str(exc)
         message = " ".join(message.split())
-        raise ModelError(
-            f"no loadable MLflow model at {uri!r} (tracking store "
-            f"{mlflow.get_tracking_uri()}): {message}. Check the run id, model name, version or "
-            "alias, and MLFLOW_TRACKING_URI."
-        ) from None
+        return ModelError(
+            f"no loadable MLflow model at {uri!r} (tracking store {_tracking_store()}): "
+            f"{message}. Check the run id, model name, version or alias, and "
+            "MLFLOW_TRACKING_URI.")
+
+    local = Path(uri).expanduser()
+    if "://" not in uri and ":/" not in uri and not local.exists():
+        raise not_found(FileNotFoundError(f"no such folder: {local}"))
+    with tempfile.TemporaryDirectory(prefix="forecast-load-") as tmp:
+        try:
+            source = str(local) if local.exists() else uri
+            folder = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
+        except (MlflowException, OSError) as exc:
+            raise not_found(exc) from None
+        verify_model_folder(folder, uri=uri)
+        try:
+            return mlflow.pyfunc.load_model(folder)
+        except ModelError as exc:
+            raise ModelError(f"the model at {uri!r} cannot be loaded: {exc}") from None
+        except (MlflowException, OSError) as exc:
+            raise not_found(exc) from None

@@ -118,7 +118,7 @@ def forecaster_signature(example: pd.DataFrame, output: pd.DataFrame, time_col: 
 def log_forecaster(forecaster, *, time_col: str | None, name: str = "model",
                    input_example: pd.DataFrame | None = None,
                    registered_model_name: str | None = None, fill: str = "interpolate",
-                   max_gap: int | None = None):
+                   max_gap: int | None = None, reading=None):
     """Logs a fitted forecaster as an MLflow pyfunc model (a model from code, no pickle).
 
     Call it inside an active MLflow run. The logged model holds the artifact ``"forecaster"``
@@ -140,6 +140,11 @@ def log_forecaster(forecaster, *, time_col: str | None, name: str = "model",
         fill: how the served model fills gaps in the history (``interpolate``, ``ffill``,
             ``zero``, ``error``); normally the policy used for training.
         max_gap: the longest run of missing steps it fills (default 24).
+        reading: how the training file was read (``forecast.data.reading.ReadOptions``:
+            separator, decimal mark, date layout, time zone), saved so that the served model and
+            ``forecast predict --csv`` read history the same way. None takes it from
+            ``input_example`` (``describe(input_example).reading``, as ``load_csv`` recorded
+            it), else the defaults.
 
     Returns:
         ``mlflow.models.model.ModelInfo`` (``.model_uri``, ``.registered_model_version``, ...).
@@ -162,7 +167,10 @@ def log_forecaster(forecaster, *, time_col: str | None, name: str = "model",
         time_col = describe(input_example).time_col
     check_fill(fill)
     max_gap = None if max_gap is None else check_max_gap(max_gap)
-    info = ServingInfo.for_forecaster(forecaster, time_col=time_col, fill=fill, max_gap=max_gap)
+    if reading is None and isinstance(input_example, pd.DataFrame):
+        reading = describe(input_example).reading
+    info = ServingInfo.for_forecaster(forecaster, time_col=time_col, fill=fill, max_gap=max_gap,
+                                      reading=reading)
     example = example_history(forecaster, info, input_example)
     output = forecast_history(forecaster, info, example, source="input_example")
     signature = forecaster_signature(example, output, time_col)

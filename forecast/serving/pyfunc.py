@@ -9,12 +9,14 @@ Scaling, calendar features and windowing travel inside it.
 The model is logged as a *model from code* (``forecast/serving/model_code.py``, no cloudpickle).
 Its one artifact, ``"forecaster"``, is the folder written by ``Forecaster.save`` plus
 ``serving.json``, which holds what ``forecaster.json`` does not: the time column's name and how
-the raw history is validated (fill policy, longest gap).
+the raw history is validated (fill policy, longest gap) and how its text is read (separator,
+decimal mark, date layout, time zone: the training file's ``ReadOptions``).
 """
 
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,9 @@ class ServingInfo:
         fill: the gap policy of ``validate_frame`` (``interpolate``, ``ffill``, ``zero``,
             ``error``).
         max_gap: the longest run of missing steps ``fill`` may fill (None: the default, 24).
+        reading: how the training file was read (``forecast.data.reading.ReadOptions`` as a
+            dict: sep, decimal, time_col, date_format, dayfirst, tz), so history is read the
+            same way; None (models logged before it existed) reads with the defaults.
     """
 
     time_col: str
@@ -51,6 +56,14 @@ class ServingInfo:
     fill: str = "interpolate"
     max_gap: int | None = None
     format: int = field(default=1)
+    reading: dict | None = None
+
+    @property
+    def read_options(self):
+        """The reading settings as a ``ReadOptions`` (defaults when none were saved)."""
+        from forecast.data.reading import ReadOptions
+
+        return ReadOptions.from_dict(self.reading)
 
     @property
     def input_columns(self) -> list[str]:
@@ -72,12 +85,17 @@ class ServingInfo:
             fill=data.get("fill", "interpolate"),
             max_gap=data.get("max_gap"),
             format=int(data.get("format", 1)),
+            reading=dict(data["reading"]) if data.get("reading") else None,
         )
 
     @classmethod
     def for_forecaster(cls, forecaster, *, time_col: str, fill: str = "interpolate",
-                       max_gap: int | None = None) -> ServingInfo:
+                       max_gap: int | None = None, reading=None) -> ServingInfo:
         """The serving settings of a fitted forecaster.
+
+        Args:
+            reading: how the training file was read (a ``ReadOptions`` or its dict); its
+                time column is replaced by ``time_col``.
 
         Raises:
             ConfigError: ``time_col`` is not a column name or names an input column.
@@ -97,9 +115,13 @@ class ServingInfo:
             raise ModelError("the forecaster has no frequency, so future timestamps cannot be "
                              "computed; train it on a frame with a regular frequency "
                              "(load_csv(..., freq='h')).")
+        if reading is not None:
+            from forecast.data.reading import as_read_options
+
+            reading = as_read_options(reading).with_(time_col=time_col).to_dict()
         return cls(time_col=time_col, targets=tuple(spec.targets),
                    covariates=tuple(spec.past_covariates), freq=forecaster.freq, fill=fill,
-                   max_gap=max_gap)
+                   max_gap=max_gap, reading=reading)
 
     def write(self, folder) -> Path:
         path = Path(folder) / SERVING_FILE
@@ -135,7 +157,7 @@ def forecast_history(forecaster, info: ServingInfo, history, *, source: str = SO
 
     Args:
         forecaster: the fitted ``Forecaster``.
-        info: the ``ServingInfo`` (time column, fill policy).
+        info: the ``ServingInfo`` (time column, fill policy, reading settings).
         history: a DataFrame with ``info.time_col`` (datetimes or text) and the input columns,
             at least ``lookback`` rows (the last ones are used); a time-indexed frame works too.
         source: how error messages name the input.
@@ -146,7 +168,8 @@ def forecast_history(forecaster, info: ServingInfo, history, *, source: str = SO
         ``horizon`` rows, a plain ``RangeIndex``.
 
     Raises:
-        DataError: missing columns, too few rows, gaps longer than the fill limit, bad values.
+        DataError: missing columns, too few rows, gaps longer than the fill limit, bad values,
+            history of another frequency than the model's.
     """
     from forecast.data.io import validate_frame
     from forecast.data.validation import quote_list
@@ -170,6 +193,7 @@ def forecast_history(forecaster, info: ServingInfo, history, *, source: str = SO
         targets=list(info.targets), covariates=list(info.covariates) or None, freq=info.freq,
         fill=info.fill, max_gap=info.max_gap, min_rows=lookback,
         min_rows_reason=f"the model's lookback is {lookback}",
+        reading=info.read_options.with_(time_col=info.time_col), freq_owner="the model",
     )
     forecast = forecaster.predict(frame)
     forecast.index = forecast.index.rename(info.time_col)
@@ -177,6 +201,49 @@ def forecast_history(forecaster, info: ServingInfo, history, *, source: str = SO
 
 
 # -- errors that both MLflow's scoring server and Python callers understand ----------------------
+
+#: How much of a client's over-long cell or column name an error message may quote.
+ECHO_LIMIT = 40
+#: A text cell longer than this is no number or timestamp (an ISO timestamp with nanoseconds
+#: and an offset has 35 characters); it is cut to ``ECHO_LIMIT`` characters (plus "…", so it
+#: stays invalid) before validation, so no message ever echoes a whole payload back.
+CLIP_OVER = 100
+#: The ``forecast serve`` middleware sets a dict here for each request; the served model's
+#: error path records its own one-line message (and HTTP status) in it, so the server can answer
+#: with exactly that message instead of MLflow's "Failed to predict data '<the whole frame>'".
+ERROR_REPORT: ContextVar[dict | None] = ContextVar("forecast_serving_error", default=None)
+
+
+def short_text(value, limit: int = ECHO_LIMIT) -> str:
+    """``str(value)`` cut to ``limit`` characters (with "…" when cut), on one line."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _clip_echoes(frame: pd.DataFrame, keep=()) -> pd.DataFrame:
+    """The frame with text cells and column names over ``CLIP_OVER`` characters cut short.
+
+    Only cells that could never be valid are touched (longer than any number or timestamp), and
+    they stay invalid ("…" is not a digit), so validation still names the right row and column.
+    Column names in ``keep`` (the model's own) are never renamed.
+    """
+    long_names = [c for c in frame.columns
+                  if isinstance(c, str) and len(c) > CLIP_OVER and c not in keep]
+    text_columns = [c for c in frame.columns
+                    if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
+    cuts = {}
+    for column in text_columns:
+        values = frame[column]
+        lengths = values.map(lambda v: len(v) if isinstance(v, str) else 0)
+        if (lengths > CLIP_OVER).any():
+            cuts[column] = values.map(
+                lambda v: short_text(v) if isinstance(v, str) and len(v) > CLIP_OVER else v)
+    if not cuts and not long_names:
+        return frame
+    out = frame.copy()
+    for column, values in cuts.items():
+        out[column] = values
+    return out.rename(columns={c: short_text(c) for c in long_names})
 
 
 class ServingDataError(DataError, MlflowException):
@@ -191,6 +258,20 @@ class ServingModelError(ModelError, MlflowException):
     """A ModelError raised inside the served model (HTTP 500)."""
 
 
+class NonFiniteForecastError(ServingModelError):
+    """The model produced NaN or infinite forecasts from a history that passed validation.
+
+    HTTP 422 (Unprocessable Content), not 500: the request was well formed and the server is
+    healthy, but this model cannot forecast from this history (typically values far outside the
+    training range overflow the network's float32 arithmetic); sending the same request again
+    fails the same way, which a 5xx would invite clients to do. A 200 carrying ``NaN`` (not valid
+    JSON) is never sent.
+    """
+
+    def get_http_status_code(self) -> int:
+        return 422
+
+
 def _for_mlflow(exc: ForecastError) -> MlflowException:
     """The same error as an MlflowException too, so the scoring server shows its message."""
     message = str(exc)
@@ -199,6 +280,34 @@ def _for_mlflow(exc: ForecastError) -> MlflowException:
     if isinstance(exc, ConfigError):
         return ServingConfigError(message, error_code=INVALID_PARAMETER_VALUE)
     return ServingModelError(message, error_code=INTERNAL_ERROR)
+
+
+def _report(exc: MlflowException) -> MlflowException:
+    """Records ``exc``'s message and status for the ``forecast serve`` middleware; returns it."""
+    report = ERROR_REPORT.get()
+    if report is not None:
+        report["message"] = " ".join(str(exc.message).split())
+        report["status"] = exc.get_http_status_code()
+    return exc
+
+
+def _check_finite(forecast: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Raises NonFiniteForecastError when a forecast column holds NaN or ±inf."""
+    import numpy as np
+
+    for column in forecast.columns:
+        values = forecast[column]
+        if not pd.api.types.is_numeric_dtype(values):
+            continue
+        bad = ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+        if bad.any():
+            raise NonFiniteForecastError(
+                f"{source!r}: the model produced non-finite values (NaN or infinity) in "
+                f"{int(bad.sum())} of {len(values)} forecast row(s) of {column!r}. The history "
+                "passed validation, so its values are probably far outside what the model was "
+                "trained on: check their scale, or retrain the model on data of that range.",
+                error_code=INTERNAL_ERROR)
+    return forecast
 
 
 class ForecastModel(mlflow.pyfunc.PythonModel):
@@ -244,19 +353,29 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
 
         Returns:
             A DataFrame: the time column with the future timestamps, the target forecasts in
-            original units and, for quantile models, ``<target>_q<level>`` columns.
+            original units and, for quantile models, ``<target>_q<level>`` columns. Every value
+            is finite.
 
         Raises:
             DataError: the input cannot be used (missing column, too few rows, a gap too long);
                 it is also an ``MlflowException`` so that the scoring server answers HTTP 400
-                with the message.
+                with the message. Text the caller sent is quoted at most ``ECHO_LIMIT``
+                characters long.
+            ModelError: ``NonFiniteForecastError`` (HTTP 422) when the forecast holds NaN or
+                infinity.
         """
         if self.forecaster is None:
-            raise ServingModelError("ForecastModel.predict was called before load_context.")
-        source = str((params or {}).get("source") or SOURCE)
+            raise _report(ServingModelError("ForecastModel.predict was called before "
+                                            "load_context."))
+        source = short_text((params or {}).get("source") or SOURCE, limit=200)
         try:
-            return forecast_history(self.forecaster, self.info, model_input, source=source)
+            if isinstance(model_input, pd.DataFrame):
+                model_input = _clip_echoes(model_input, keep=(self.info.time_col,
+                                                              *self.info.input_columns))
+            forecast = forecast_history(self.forecaster, self.info, model_input, source=source)
+            return _check_finite(forecast, source)
         except ForecastError as exc:
             if isinstance(exc, MlflowException):
+                _report(exc)
                 raise
-            raise _for_mlflow(exc) from exc
+            raise _report(_for_mlflow(exc)) from exc

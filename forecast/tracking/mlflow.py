@@ -52,6 +52,7 @@ import forecast
 from forecast.data.dataset import describe
 from forecast.errors import TrackingStoreError
 from forecast.paths import PROJECT_ROOT
+from forecast.tracking.stale import owner_tags
 
 DEFAULT_EXPERIMENT = "forecast"
 _MAX_TAG = 5000
@@ -355,9 +356,12 @@ def tracked_run(run_name: str | None = None, *, experiment: str = DEFAULT_EXPERI
     Args:
         run_name: the run's name in the UI.
         experiment: the experiment it belongs to.
-        tags: extra tags.
+        tags: extra tags (beside the versions, the git commit and the owner process:
+            ``forecast.pid``, ``forecast.host``, ``forecast.process_start``, which let
+            ``forecast.tracking.stale`` end the run as KILLED once that process is gone).
         run_id: reopen this (ended) run to add to it instead of starting one; ``run_name``,
-            ``experiment`` and ``tags`` are then not used. When the block succeeds, the error
+            ``experiment`` and ``tags`` are then not used (the owner tags are updated to
+            this process). When the block succeeds, the error
             tags of an earlier failed attempt are removed (a retried pipeline step).
 
     Yields:
@@ -373,11 +377,12 @@ def tracked_run(run_name: str | None = None, *, experiment: str = DEFAULT_EXPERI
         uri = mlflow.get_tracking_uri()
         with store_errors(uri):
             run = mlflow.start_run(run_name=run_name,
-                                   tags={**environment_tags(), **(tags or {})})
+                                   tags={**environment_tags(), **owner_tags(), **(tags or {})})
     else:
         uri, _ = use_store()
         with store_errors(uri):
             run = mlflow.start_run(run_id=run_id)
+            mlflow.set_tags(owner_tags())  # this process owns the reopened run now
     stale = [key for key in _ERROR_TAGS if key in run.data.tags]
     try:
         with store_errors(uri):

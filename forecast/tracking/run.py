@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import logging
+from dataclasses import dataclass, field
 
 import mlflow
 import pandas as pd
@@ -11,9 +13,11 @@ import yaml
 from forecast.data.dataset import describe
 from forecast.evaluation import plot_error_by_step, plot_forecast, plot_training_curves
 from forecast.options import ForecasterConfig, parse_config
+from forecast.tracking import resume as resumes
 from forecast.tracking.mlflow import (
     DEFAULT_EXPERIMENT,
     EpochLogger,
+    configure,
     log_config,
     log_dataset,
     log_metric_tables,
@@ -21,6 +25,8 @@ from forecast.tracking.mlflow import (
     tracked_run,
 )
 from forecast.workflow import TrainReport, train_and_evaluate
+
+logger = logging.getLogger("forecast.tracking")
 
 
 @dataclass
@@ -33,6 +39,11 @@ class TrackedTraining:
         model_uri: the logged model's URI (``models:/m-...``).
         version: the registered model version, when ``register`` was given.
         promotion: the registry's promotion decision as a dict, when registered.
+        resumed: when training continued the backup in ``train.checkpoint_dir``: ``{"from_epoch",
+            "run_id" (the run it continues), "checkpoint_dir", "message"}`` (``message``:
+            "resumed from epoch 3 of run 5f0c..."); else None.
+        stale_runs: one line per stale run of the experiment ended as KILLED before this run
+            started (``forecast.tracking.stale``).
     """
 
     report: TrainReport
@@ -40,11 +51,13 @@ class TrackedTraining:
     model_uri: str
     version: str | None = None
     promotion: dict | None = None
+    resumed: dict | None = None
+    stale_runs: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {**self.report.to_dict(), "mlflow": {
+        return {**self.report.to_dict(), "resumed": self.resumed, "mlflow": {
             "run_id": self.run_id, "model_uri": self.model_uri, "version": self.version,
-            "promotion": self.promotion,
+            "promotion": self.promotion, "stale_runs_ended": list(self.stale_runs),
         }}
 
 
@@ -103,6 +116,7 @@ def train_tracked(
     experiment: str = DEFAULT_EXPERIMENT,
     run_name: str | None = None,
     tags: dict | None = None,
+    end_stale: bool = True,
 ) -> TrackedTraining:
     """Trains and evaluates inside an MLflow run that ends FINISHED or FAILED.
 
@@ -117,24 +131,52 @@ def train_tracked(
             model, the current champion or the best baseline, on the same backtest folds).
         promote_metric, promote_folds, allow_worse_than_baseline: the promotion rule.
         experiment, run_name, tags: where the run goes and how it is labelled.
+        end_stale: first end, as KILLED, the RUNNING runs of ``experiment`` whose owner
+            process on this host is gone (``forecast.tracking.stale``); a pipeline does this
+            for its own runs in ``validate`` and passes False.
+
+    With ``config.train.checkpoint_dir`` set, the run is recorded in
+    ``<checkpoint_dir>/forecast-run.json``; when the folder holds the backup of a killed
+    training, training resumes after its last finished epoch and the run is tagged
+    ``forecast.resumes_run`` (the killed run's id) and ``forecast.resumed_from_epoch``
+    (``forecast.tracking.resume``).
 
     Returns:
         A ``TrackedTraining``.
 
     Raises:
+        ConfigError: the checkpoint folder is in use by a live process, or holds the backup of
+            a model with other settings (no run is recorded).
         ForecastError: as ``train_and_evaluate``; the run is then FAILED with the message.
     """
     from forecast.serving import log_forecaster
 
     config = parse_config(config)
     time_col = time_col or describe(frame).time_col or "time"
+    stale_lines = _end_stale(experiment) if end_stale else []
+    checkpoint_dir = config.train.checkpoint_dir
+    requested = config.model_dump(mode="json")
+    settings = {k: v for k, v in requested.items() if k not in ("train", "batch_size")}
+    resume = resumes.check(checkpoint_dir, settings) if checkpoint_dir is not None else None
     with tracked_run(run_name, experiment=experiment, tags=tags) as run:
         # what was asked, kept even when training fails; the params are what was used
-        mlflow.log_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False),
-                        "config.requested.yaml")
+        mlflow.log_text(yaml.safe_dump(requested, sort_keys=False), "config.requested.yaml")
+        if checkpoint_dir is not None:
+            resumes.record(checkpoint_dir, run.info.run_id, run.info.experiment_id, settings,
+                           tracking_uri=mlflow.get_tracking_uri())
+            if resume is not None:
+                _link(run.info.run_id, resume)
         log_dataset(frame, source=source)
-        report = train_and_evaluate(frame, config, val=val, test=test, borders=borders,
-                                    callbacks=[EpochLogger()])
+        try:
+            report = train_and_evaluate(frame, config, val=val, test=test, borders=borders,
+                                        callbacks=[EpochLogger()])
+        except BaseException:
+            if checkpoint_dir is not None:
+                resumes.mark(checkpoint_dir, "failed")
+            raise
+        if checkpoint_dir is not None:
+            resumes.mark(checkpoint_dir, "finished")
+        resume = _resumed(report, resume, checkpoint_dir)
         log_config({"config": report.forecaster.resolved.flat(),
                     "data": {"source": source, "time_col": time_col, "val": val, "test": test,
                              "borders": borders}})
@@ -143,7 +185,9 @@ def train_tracked(
         log_report(report)
         history = report.test if report.test is not None else frame
         info = log_forecaster(report.forecaster, time_col=time_col, input_example=history)
-        result = TrackedTraining(report, run.info.run_id, info.model_uri)
+        result = TrackedTraining(report, run.info.run_id, info.model_uri,
+                                 resumed=None if resume is None else resume.to_dict(),
+                                 stale_runs=stale_lines)
         if register:
             from forecast.evaluation.promotion import register_and_promote
 
@@ -156,3 +200,42 @@ def train_tracked(
                              "registry.promoted": str(result.promotion.get("promoted"))})
     return result
 
+
+def _end_stale(experiment: str) -> list[str]:
+    """Ends the experiment's stale runs as KILLED; one line per run ended."""
+    from forecast.tracking.stale import end_stale_runs
+
+    report = end_stale_runs([configure(experiment)],
+                            ended_by=f"the next training run in experiment {experiment}")
+    lines = [line for line, run in zip(report.lines(), report.runs, strict=True) if run.ended]
+    for line in lines:
+        logger.info("%s", line)
+    return lines
+
+
+def _link(run_id: str, resume: resumes.Resume) -> None:
+    """Tags the active run as continuing ``resume.run_id`` (and that run as continued)."""
+    mlflow.set_tags({resumes.TAG_RESUMED_FROM: str(resume.from_epoch),
+                     **({resumes.TAG_RESUMES: resume.run_id} if resume.run_id else {})})
+    if resume.run_id and resume.run_id != run_id:
+        with contextlib.suppress(Exception):  # the earlier run may be in another store
+            mlflow.MlflowClient().set_tag(resume.run_id, resumes.TAG_RESUMED_BY, run_id)
+
+
+def _resumed(report: TrainReport, expected: resumes.Resume | None,
+             checkpoint_dir) -> resumes.Resume | None:
+    """The resume as training reported it (Keras may fall back to an earlier backup)."""
+    fit_result = report.forecaster.fit_result
+    initial = int(getattr(fit_result, "initial_epoch", 0) or 0)
+    if expected is not None and fit_result is not None and not fit_result.epochs_run:
+        return expected  # every epoch had run before the kill: nothing left to train
+    if initial <= 0:
+        if expected is not None:  # the backup could not be used: training started afresh
+            mlflow.set_tag(resumes.TAG_RESUMED_FROM, "0")
+        return None
+    if expected is None:
+        expected = resumes.Resume(initial, None, str(checkpoint_dir))
+    elif initial != expected.from_epoch:
+        expected.from_epoch = initial
+    mlflow.set_tag(resumes.TAG_RESUMED_FROM, str(initial))
+    return expected

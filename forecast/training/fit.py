@@ -3,7 +3,8 @@
 Adam with an optional gradient ``clipnorm``; the loss and learning-rate schedule from
 ``TrainConfig``; EarlyStopping (best weights restored), ReduceLROnPlateau or CosineDecay,
 ModelCheckpoint (best ``.keras``) and BackupAndRestore (resume a killed run), and a divergence
-guard that turns a NaN/inf loss into a ``ModelError``.
+guard that turns a NaN/inf loss into a ``ModelError``, as it does a finite loss that ends more
+than ``DIVERGENCE_FACTOR`` times above forecasts that learn nothing (``reference_losses``).
 
 Distributed training: pass a ``tf.distribute`` strategy (``make_strategy(config.strategy)``).
 The model must already have been *built* under ``strategy.scope()`` by the caller (its variables
@@ -44,6 +45,12 @@ logger = logging.getLogger("forecast.training")
 
 BEST_MODEL_FILE = "best.keras"
 BACKUP_DIR = "backup"
+
+#: training fails when the loss of the weights it keeps is more than this many times the loss
+#: of every forecast that learns nothing (naive: the last value; the lookback mean; the training
+#: mean; ``reference_losses``) on the same scaled windows: a finite but diverged run (too high
+#: a learning rate), not an undertrained one, which stays near one of them
+DIVERGENCE_FACTOR = 10.0
 
 
 @dataclass
@@ -133,6 +140,47 @@ def resolve_loss(config: TrainConfig):
     return pinball_loss(config.quantiles)
 
 
+def reference_losses(dataset, loss, n_targets: int, quantiles=None) -> dict[str, float]:
+    """The losses of three forecasts that learn nothing, on every window of ``dataset``,
+    averaged over windows as Keras averages a loss: ``"naive"`` (each target's last
+    lookback value repeated over the horizon: the naive forecast), ``"lookback mean"`` (its
+    mean over the lookback, repeated) and ``"training mean"`` (zero in scaled units).
+
+    A trained network that has learnt little scores near one of them; one whose loss ends far
+    above all three has diverged (``fit(..., reference_losses=...)``).
+
+    Args:
+        dataset: batches of ``(inputs, targets)`` (``make_dataset``); the targets are the first
+            ``n_targets`` channels of the past input.
+        loss: a Keras loss (``resolve_loss(config)``).
+        n_targets: targets per step.
+        quantiles: the quantile levels of a quantile model (each forecast is repeated on
+            every level), or None.
+
+    Returns:
+        ``{name: mean loss}``; empty for a dataset without windows.
+    """
+    totals = {"naive": 0.0, "lookback mean": 0.0, "training mean": 0.0}
+    count = 0
+    for inputs, targets in dataset:
+        past = inputs[0] if isinstance(inputs, (tuple, list)) else inputs  # [B, L, F]
+        series = past[:, :, :n_targets]  # [B, L, T]
+        steps = tf.shape(targets)[1]
+        forecasts = {
+            "naive": tf.repeat(series[:, -1:], steps, axis=1),  # [B, H, T]
+            "lookback mean": tf.repeat(tf.reduce_mean(series, axis=1, keepdims=True), steps,
+                                       axis=1),  # [B, H, T]
+            "training mean": tf.zeros_like(targets),  # [B, H, T]
+        }
+        batch = int(tf.shape(targets)[0])
+        for name, forecast in forecasts.items():
+            if quantiles:
+                forecast = tf.repeat(forecast[..., None], len(quantiles), axis=-1)  # [B,H,T,Q]
+            totals[name] += float(loss(targets, forecast)) * batch
+        count += batch
+    return {name: total / count for name, total in totals.items()} if count else {}
+
+
 def _steps_per_epoch(dataset) -> int:
     steps = int(dataset.cardinality().numpy())
     if steps == tf.data.INFINITE_CARDINALITY:
@@ -162,7 +210,10 @@ def _callbacks(config: TrainConfig, monitor: str, role: ClusterRole, scratch: Pa
                 shutil.copytree(shared / BACKUP_DIR, directory / BACKUP_DIR)
         # First, so that the backup of an epoch is written before any later callback can stop
         # the run at that epoch's end.
-        callbacks.append(keras.callbacks.BackupAndRestore(str(directory / BACKUP_DIR)))
+        # double_checkpoint: a kill while the weights are written leaves the previous epoch's
+        # copy, from which the next run resumes instead of failing on a truncated file.
+        callbacks.append(keras.callbacks.BackupAndRestore(str(directory / BACKUP_DIR),
+                                                          double_checkpoint=True))
         checkpoint_path = directory / BEST_MODEL_FILE
         callbacks.append(
             keras.callbacks.ModelCheckpoint(
@@ -196,7 +247,7 @@ def _callbacks(config: TrainConfig, monitor: str, role: ClusterRole, scratch: Pa
 
 
 def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=None,
-        strategy=None) -> FitResult:
+        strategy=None, reference_losses: dict[str, float] | None = None) -> FitResult:
     """Compiles ``model`` (Adam) and trains it.
 
     Args:
@@ -208,6 +259,10 @@ def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=Non
         strategy: a ``tf.distribute.Strategy`` (``make_strategy(config.strategy)``); build the
             model in ``strategy.scope()`` first. Required when ``config.strategy`` is not
             ``"default"``.
+        reference_losses: the losses of forecasts that learn nothing on the monitored data
+            (``reference_losses`` of ``val_ds``, else of ``train_ds``); training fails when
+            the kept weights' loss is above ``DIVERGENCE_FACTOR`` times the largest. None: no
+            such check.
 
     Returns:
         A ``FitResult``.
@@ -215,8 +270,9 @@ def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=Non
     Raises:
         ConfigError: invalid settings; ``config.strategy`` set but no strategy given, or a model
             built outside the strategy's scope; multi-worker resumes that disagree.
-        ModelError: the loss became NaN/inf (says at which epoch and what to try), or Keras
-            rejected the model/data (e.g. shapes that do not match).
+        ModelError: the loss became NaN/inf or ended far above ``reference_losses`` (says at
+            which epoch and what to try), or Keras rejected the model/data (e.g. shapes that do
+            not match).
 
     Example:
         >>> result = fit(model, train_ds, val_ds, {"epochs": 30, "verbose": 0})
@@ -246,7 +302,38 @@ def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=Non
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    return _result(history, guard, early, checkpoint_path, config, monitor, name, replicas, role)
+    result = _result(history, guard, early, checkpoint_path, config, monitor, name, replicas,
+                     role)
+    _check_against_references(result, early is not None, config, reference_losses)
+    return result
+
+
+def _check_against_references(result: FitResult, restored_best: bool, config: TrainConfig,
+                               references: dict[str, float] | None) -> None:
+    """Raises when the kept weights' loss is more than ``DIVERGENCE_FACTOR`` times the largest
+    loss of ``references``: finite, but diverged (NaN and inf are the DivergenceGuard's)."""
+    finite = {k: v for k, v in (references or {}).items() if math.isfinite(v)}
+    if not finite or max(finite.values()) <= 1e-12:  # a constant series: nothing to compare
+        return
+    values = result.history.get(result.monitor, [])
+    if restored_best and result.best_epoch is not None:  # EarlyStopping restored the best
+        epoch, value = result.best_epoch, result.best_value
+    elif values and result.epochs:  # the last epoch's weights are kept
+        epoch, value = result.epochs[-1], values[-1]
+    else:
+        return
+    limit = DIVERGENCE_FACTOR * max(finite.values())
+    if value <= limit:
+        return
+    part = "validation" if result.monitor == "val_loss" else "training"
+    shown = ", ".join(f"{name} {loss:.4g}" for name, loss in finite.items())
+    raise ModelError(
+        f"training diverged: the {part} loss ({config.loss}) at epoch {epoch} (the weights "
+        f"kept) is {value:.4g}, more than {DIVERGENCE_FACTOR:g}x the loss of forecasts that "
+        f"learn nothing on the same scaled windows ({shown}). Lower the learning rate (now "
+        f"{config.learning_rate:g}; --learning-rate, YAML `train.learning_rate`), e.g. to "
+        "0.001, or clip gradients (YAML `train.clipnorm: 1.0`)."
+    )
 
 
 def _replicas(strategy) -> int:

@@ -56,6 +56,8 @@ def test_etth1_loads_hourly_with_all_columns():
     assert frame.attrs == {
         "freq": "h", "time_col": "date", "targets": list(frame.columns), "covariates": [],
         "id_col": None, "source": str(DATASETS / "ETTh1.csv"),
+        "reading": {"sep": ",", "decimal": ".", "time_col": "date", "date_format": None,
+                    "dayfirst": None, "tz": None},
     }
 
 

@@ -51,7 +51,8 @@ def check(call) -> pd.DataFrame | None:
     assert len(frame) >= 1 and frame.shape[1] >= 1
     assert all(dtype == np.float64 for dtype in frame.dtypes)
     assert np.isfinite(frame.to_numpy()).all()
-    assert set(frame.attrs) == {"freq", "time_col", "targets", "covariates", "id_col", "source"}
+    assert set(frame.attrs) == {"freq", "time_col", "targets", "covariates", "id_col", "source",
+                                "reading"}
     assert list(frame.columns) == frame.attrs["targets"] + frame.attrs["covariates"]
     return frame
 

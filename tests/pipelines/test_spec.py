@@ -67,7 +67,7 @@ def test_an_unknown_section_and_bad_types_are_reported_with_lines(tmp_path):
     msg = message(write(tmp_path, text))
     assert "line 16: trian: unknown key (did you mean train?)" in msg
     assert "line 10: model.units" in msg and "'many'" in msg
-    assert "line 12: train.epochs" in msg and "greater than or equal to 1" in msg
+    assert "line 12: train.epochs" in msg and "`epochs` must be a positive integer" in msg
 
 
 def test_bad_choices_and_cross_field_rules(tmp_path):
@@ -76,7 +76,7 @@ def test_bad_choices_and_cross_field_rules(tmp_path):
     assert "Did you mean 'lstm'?" in msg
     text = VALID + "schedule:\n  cron: '0 25 * * *'\n"
     msg = message(write(tmp_path, text))
-    assert "schedule" in msg and "25" in msg and "line 16" in msg
+    assert "line 17: schedule.cron" in msg and "25" in msg  # the line of the cron key itself
 
 
 def test_bad_yaml_syntax_names_the_line(tmp_path):
@@ -108,3 +108,40 @@ def test_the_ready_pipelines_are_valid(name):
     assert spec.data.targets == ["OT"] and spec.window.horizon == 24
     if name == "nightly.yaml":
         assert spec.schedule.cron == "0 2 * * *" and spec.schedule.timezone == "UTC"
+
+
+def _numbers(model, prefix=()):
+    """Dotted keys of every int or float setting in the pipeline's sections."""
+    import typing
+
+    from pydantic import BaseModel
+
+    for name, field in model.model_fields.items():
+        args = set(typing.get_args(field.annotation)) or {field.annotation}
+        section = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if section is not None:
+            yield from _numbers(section, (*prefix, name))
+        elif int in args or float in args or args and all(type(a) is int for a in args):
+            yield ".".join((*prefix, name)), float in args
+
+
+def test_every_number_in_a_pipeline_is_strict_and_finite(tmp_path):
+    """The class, not examples: no numeric key takes true, and no float key .inf or .nan."""
+    path = write(tmp_path, VALID + "register: {name: m}\nschedule: {cron: '0 2 * * *'}\n")
+    load_pipeline(path)  # the base is valid
+    keys = dict(_numbers(PipelineSpec))
+    assert {"window.horizon", "train.learning_rate", "split.val", "data.max_gap",
+            "schedule.interval_seconds", "evaluate.backtest_folds"} <= set(keys)
+    for key, is_float in keys.items():
+        for value in ["true", "[1]"] + ([".inf", "-.inf", ".nan"] if is_float else ["1.5"]):
+            msg = message(path, overrides=[f"{key}={value}"])
+            assert f"from --set: {key}" in msg, (key, value, msg)
+
+
+def test_a_missing_data_file_is_named_when_asked(tmp_path):
+    path = write(tmp_path, VALID)
+    msg = message(path, check_data=True)
+    assert "line 3: data.path" in msg and "data.csv does not exist" in msg
+    (tmp_path / "data.csv").write_text("date,y\n")
+    assert load_pipeline(path, check_data=True).data.path.is_file()
+    assert load_pipeline(write(tmp_path, VALID.replace("data.csv", "gone.csv"))).name == "tiny"
