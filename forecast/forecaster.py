@@ -7,7 +7,11 @@ baselines it is judged against. The network is another object (``forecaster.mode
 sizes are read off the training frame, never configured twice.
 
 It implements the backtest estimator protocol (``fit(train, val)``, ``predict_windows(frame)``)
-and saves to a folder holding ``model.keras`` and ``forecaster.json`` (no pickle).
+and saves as an MLflow pyfunc model folder (``save``; the same model ``log_forecaster`` logs,
+so ``forecast predict --model PATH`` and ``forecast.load(PATH)`` read it) whose ``forecaster``
+artifact holds ``model.keras`` and ``forecaster.json`` (no pickle). ``load`` reads such a
+folder, a downloaded MLflow model, the bare artifact, and folders of the older layout
+(``model.keras`` and ``forecaster.json`` at the top).
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ from forecast.training.fit import reference_losses
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "forecaster.json"
+#: the file that makes a folder an MLflow model
+MLMODEL_FILE = "MLmodel"
+#: the name of the artifact that holds the forecaster's files in an MLflow model folder
+ARTIFACT_NAME = "forecaster"
 
 
 def with_lookback(config: dict | ForecasterConfig, freq: str | None,
@@ -69,9 +77,40 @@ def with_lookback(config: dict | ForecasterConfig, freq: str | None,
     return config.model_copy(update={"lookback": lookback}), reason
 
 
+def forecaster_files(folder) -> Path:
+    """The folder that holds ``model.keras`` and ``forecaster.json`` inside ``folder``.
+
+    ``folder`` itself for the older layout and for the bare ``forecaster`` artifact; for an
+    MLflow model folder (``Forecaster.save``, ``log_forecaster``, a downloaded ``runs:/`` or
+    ``models:/`` model) the path its ``MLmodel`` gives the ``forecaster`` artifact (read as
+    data, and only when it stays inside ``folder``), else ``artifacts/forecaster``.
+
+    Example:
+        >>> forecaster_files("model")           # a `forecast train --save model` folder
+        PosixPath('model/artifacts/forecaster')
+    """
+    folder = Path(folder)
+    if (folder / STATE_FILE).is_file() or not (folder / MLMODEL_FILE).is_file():
+        return folder
+    found = folder / "artifacts" / ARTIFACT_NAME
+    import yaml
+
+    try:  # an unreadable MLmodel falls back to the usual place
+        meta = yaml.safe_load((folder / MLMODEL_FILE).read_text(encoding="utf-8")) or {}
+        entry = meta["flavors"]["python_function"]["artifacts"][ARTIFACT_NAME]
+        relative = entry["path"] if isinstance(entry, dict) else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        relative = None
+    if isinstance(relative, str) and relative.strip():
+        candidate = (folder / relative).resolve()
+        if candidate.is_relative_to(folder.resolve()) and candidate.is_dir():
+            found = folder / relative
+    return found
+
+
 def holds_forecaster(folder: Path) -> bool:
-    """Whether ``folder`` holds a forecaster saved by ``Forecaster.save``."""
-    return (Path(folder) / STATE_FILE).is_file()
+    """Whether ``folder`` holds a forecaster saved by ``Forecaster.save`` (either layout)."""
+    return (forecaster_files(folder) / STATE_FILE).is_file()
 
 
 def check_save_target(path, *, overwrite: bool = False, flag: str | None = None) -> None:
@@ -94,7 +133,8 @@ def check_save_target(path, *, overwrite: bool = False, flag: str | None = None)
     hint = f"; pass another folder to {flag}" if flag else "; save into another folder"
     if folder.exists() and not folder.is_dir():
         raise ModelError(f"{where}: is a file, not a folder; a forecaster is saved as a folder "
-                         f"({MODEL_FILE}, {STATE_FILE}){hint}.")
+                         f"(an MLflow model: {MLMODEL_FILE}, {ARTIFACT_NAME}/{MODEL_FILE}, ...)"
+                         f"{hint}.")
     if folder.is_dir():
         entries = sorted(p.name for p in folder.iterdir())
         if entries and holds_forecaster(folder):
@@ -119,6 +159,57 @@ def check_save_target(path, *, overwrite: bool = False, flag: str | None = None)
         raise ModelError(f"{where}: cannot be written: {parent} does not accept new files "
                          f"({exc.strerror or exc}){hint}.") from None
     os.rmdir(probe)
+
+
+def network_predictor(model: keras.Model):
+    """``model``'s forward pass as one ``tf.function`` that is traced once.
+
+    ``keras.Model.predict`` makes a new predict function per model and traces it again for
+    every new batch shape (256 windows, the short last batch, the single window of
+    ``Forecaster.predict``), which in backtests and promotion (a model per fold) adds up to
+    "triggered tf.function retracing" warnings and time spent tracing. Here the input signature
+    is fixed from ``model.inputs`` with only the batch left open, so every batch of every size
+    runs the same graph; XLA is used as the model was compiled (``model.jit_compile``).
+
+    Args:
+        model: a built Keras model whose inputs are ``past`` [B, L, F] and, where used,
+            ``future`` [B, H, Fu].
+
+    Returns:
+        ``predict(data) -> np.ndarray`` (float64): ``data`` is a dataset of ``(inputs,
+        targets)`` batches (``make_dataset``) or one batch of inputs (an array, or a list of
+        arrays in the order of ``model.inputs``); the result is the model's output for every
+        window, in order.
+
+    Example:
+        >>> predict = network_predictor(model)
+        >>> predict(make_dataset(frame, spec, batch_size=256)).shape   # (windows, H, T)
+    """
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype or "float32")
+             for tensor in model.inputs]
+    single = len(specs) == 1
+
+    def forward(*inputs):  # [B, L, F] (, [B, H, Fu]) -> [B, H, T(, Q)]
+        return model(inputs[0] if single else list(inputs), training=False)
+
+    graph = tf.function(forward, input_signature=specs, jit_compile=model.jit_compile is True)
+
+    def run(inputs) -> np.ndarray:
+        args = (inputs,) if single else tuple(inputs)
+        return np.asarray(graph(*args), dtype=np.float64)
+
+    def predict(data) -> np.ndarray:
+        if isinstance(data, tf.data.Dataset):
+            parts = [run(inputs) for inputs, _ in data]
+            if not parts:
+                return np.zeros((0, *model.outputs[0].shape[1:]), dtype=np.float64)
+            return np.concatenate(parts)
+        return run(data)
+
+    predict.tracing_count = graph.experimental_get_tracing_count  # traces so far (tests)
+    return predict
 
 
 class Forecaster:
@@ -149,6 +240,13 @@ class Forecaster:
         self.fit_result: FitResult | None = None
         #: ``"network"`` (the Keras model) or a baseline's name when ``as_baseline`` made it
         self.kind = NETWORK
+        #: the raw data's time column and reading settings (``describe(train)`` at ``fit``, or
+        #: ``serving.json`` at ``load``): the defaults of ``save``
+        self.time_col: str | None = None
+        self.reading = None
+        #: the saved ``ServingInfo`` as a dict (time column, fill, max_gap, reading) when the
+        #: folder loaded had one
+        self.serving: dict | None = None
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -278,12 +376,15 @@ class Forecaster:
         """Reads the columns, frequency and lookback off the training frame."""
         if isinstance(train.index, pd.MultiIndex):
             raise DataError(
-                "Forecaster trains on one series; select one series of the long-format frame "
-                "(frame.xs(series_id, level=0)) or train one forecaster per series."
+                "Forecaster trains on one series, and this frame holds many (loaded with an id "
+                "column: --id-col, YAML `data.id_col`); global models over many series are not "
+                "supported yet. Select one series (frame.xs(series_id, level=0), or a CSV of "
+                "its rows without --id-col) or train one forecaster per series."
             )
         info = describe(train)
         targets, covariates = list(info.targets), list(info.covariates)
         self.freq = info.freq
+        self.time_col, self.reading = info.time_col, info.reading
         use_calendar = self._resolve_calendar()
         calendar = calendar_feature_names(self.freq) if use_calendar and self.freq else []
         if self.config.lookback is None:
@@ -367,11 +468,25 @@ class Forecaster:
             self.scaler.transform(self._with_features(frame)), self.spec, batch_size=256
         )
         forecasts = {
-            name: self._inverse(
-                np.asarray(predictor.predict(dataset, verbose=0), dtype=np.float64))
+            name: self._inverse(self._predict_scaled(predictor, dataset))
             for name, predictor in predictors.items()
         }
         return window_targets(frame, self.spec), forecasts
+
+    def _predict_scaled(self, predictor, data) -> np.ndarray:
+        """Forecasts in scaled units: a network through its one traced graph
+        (``network_predictor``, built once per network), a baseline through its ``predict``.
+
+        Args:
+            predictor: a ``keras.Model`` or a baseline.
+            data: a dataset of ``(inputs, targets)`` batches, or one batch of inputs.
+        """
+        if isinstance(predictor, keras.Model):
+            cached = getattr(self, "_graph", None)
+            if cached is None or cached[0] is not predictor:
+                cached = self._graph = (predictor, network_predictor(predictor))
+            return cached[1](data)
+        return np.asarray(predictor.predict(data, verbose=0), dtype=np.float64)
 
     def baseline_predictors(self) -> dict:
         """The fitted baselines (naive, seasonal naive, linear) by name."""
@@ -403,6 +518,7 @@ class Forecaster:
         copy = Forecaster(self.config, lookback_reason=self.lookback_reason)
         copy.spec, copy.freq, copy.scaler = self.spec, self.freq, self.scaler
         copy.insample, copy.baselines = self.insample, self.baselines
+        copy.time_col, copy.reading, copy.serving = self.time_col, self.reading, self.serving
         copy.model = baseline_from_json(json.dumps(self.baselines[name]))
         copy.kind = name
         return copy
@@ -455,7 +571,7 @@ class Forecaster:
         inputs = values[:, : spec.lookback]
         if spec.n_future:
             inputs = [inputs, values[:, spec.lookback :, spec.n_inputs - spec.n_future :]]
-        scaled = np.asarray(self.model.predict(inputs, verbose=0), dtype=np.float64)
+        scaled = self._predict_scaled(self.model, inputs)
         forecast = self._inverse(scaled)[0]  # [H, T(, Q)]
         return self._forecast_frame(forecast, future_index)
 
@@ -488,15 +604,48 @@ class Forecaster:
             "baselines": self.baselines,
         }
 
-    def save(self, path, *, overwrite: bool = False) -> Path:
-        """Writes ``model.keras`` and ``forecaster.json`` into the folder ``path``.
+    def write_files(self, folder) -> Path:
+        """Writes ``model.keras`` (not for a baseline) and ``forecaster.json`` into ``folder``.
 
-        The files are written into a new folder beside ``path`` first and moved into place only
-        when both are complete, so a failed save leaves an earlier save at ``path`` as it was.
+        The bare files, with none of ``save``'s checks: ``log_forecaster`` and
+        ``save_forecaster_model`` write them into a temporary folder as the model's
+        ``forecaster`` artifact.
+
+        Returns:
+            The folder (created with its parents when missing).
+        """
+        self._require_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.kind == NETWORK:
+            self.model.save(folder / MODEL_FILE)
+        (folder / STATE_FILE).write_text(json.dumps(self.state(), indent=1))
+        return folder
+
+    def save(self, path, *, overwrite: bool = False, time_col: str | None = None,
+             input_example: pd.DataFrame | None = None, fill: str | None = None,
+             max_gap: int | None = None, reading=None) -> Path:
+        """Writes the forecaster as an MLflow pyfunc model folder at ``path``.
+
+        The folder is what ``log_forecaster`` logs to a run (``save_forecaster_model``: the
+        model from code, the ``forecaster`` artifact with ``model.keras``, ``forecaster.json``
+        and ``serving.json``, signature, input example, requirements), so it loads with
+        ``Forecaster.load(path)``, ``forecast.load(path)``, ``forecast predict --model path``
+        and ``mlflow models serve -m path``. It is written into a new folder beside ``path``
+        first and moved into place only when complete, so a failed save leaves an earlier save
+        at ``path`` as it was.
 
         Args:
             path: the folder (created, with its parents, when missing).
             overwrite: replace a forecaster saved there before (otherwise refused).
+            time_col: the time column of the raw history the served model reads; default the
+                one of the training data (or of the folder it was loaded from), else ``"time"``.
+            input_example: recent history for the model's input example (see
+                ``log_forecaster``); default a made-up one.
+            fill, max_gap: how the served model fills gaps in history (default: as saved
+                before, else ``"interpolate"`` and the default longest gap).
+            reading: how history text is read (``ReadOptions``); default from
+                ``input_example``, else the training data's.
 
         Returns:
             The folder.
@@ -504,10 +653,19 @@ class Forecaster:
         Raises:
             ModelError: ``path`` cannot take the forecaster (see ``check_save_target``), or
                 writing failed (nothing at ``path`` changed).
+            ConfigError, DataError: a bad ``time_col``/``fill`` or ``input_example``.
         """
+        from forecast.serving.log import save_forecaster_model
+
         self._require_fitted()
         folder = Path(path)
         check_save_target(folder, overwrite=overwrite)
+        saved = self.serving or {}
+        time_col = time_col or saved.get("time_col") or self.time_col or "time"
+        fill = fill or saved.get("fill") or "interpolate"
+        max_gap = max_gap if max_gap is not None else saved.get("max_gap")
+        if reading is None and not isinstance(input_example, pd.DataFrame):
+            reading = self.reading if self.reading is not None else saved.get("reading")
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-",
@@ -517,23 +675,24 @@ class Forecaster:
                              "Save into a folder you can write to.") from None
         old = None
         try:
-            if self.kind == NETWORK:
-                self.model.save(staging / MODEL_FILE)
-            (staging / STATE_FILE).write_text(json.dumps(self.state(), indent=1))
+            written = save_forecaster_model(
+                self, staging / "model", time_col=time_col, input_example=input_example,
+                fill=fill, max_gap=max_gap, reading=reading)
             if folder.exists():  # an empty folder, or (overwrite) an earlier save
                 old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.replaced-",
                                             dir=folder.parent))
                 old.rmdir()
                 folder.rename(old)
-            staging.rename(folder)
+            written.rename(folder)
         except BaseException as exc:
-            shutil.rmtree(staging, ignore_errors=True)
             if old is not None and old.exists() and not folder.exists():
                 old.rename(folder)  # put the earlier save back
             if not isinstance(exc, OSError):
                 raise
             raise ModelError(f"{folder}: the forecaster could not be saved "
                              f"({exc.strerror or exc}); nothing there was changed.") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return folder
@@ -541,6 +700,11 @@ class Forecaster:
     @classmethod
     def load(cls, path) -> Forecaster:
         """Loads a forecaster saved by ``save`` (Keras ``safe_mode=True``, no pickle).
+
+        Reads an MLflow model folder (``save``, or a ``log_forecaster`` model downloaded from
+        a run or the registry: the ``forecaster`` artifact inside it), the bare artifact
+        folder, or a folder of the older layout (``model.keras`` and ``forecaster.json`` at
+        the top). Nothing in the folder is executed.
 
         Raises:
             ModelError: the folder does not hold a saved forecaster.
@@ -554,18 +718,33 @@ class Forecaster:
             raise ModelError(
                 f"{folder} does not hold a saved forecaster: it is a file, not a folder. Pass "
                 "the folder written by `forecast train --save PATH`.")
-        if (folder / STATE_FILE).is_file() and not (folder / MODEL_FILE).is_file():
-            return cls._load_baseline(folder)
-        if not (folder / MODEL_FILE).is_file() or not (folder / STATE_FILE).is_file():
+        files = forecaster_files(folder)
+        if (files / STATE_FILE).is_file() and not (files / MODEL_FILE).is_file():
+            return cls._with_serving(cls._load_baseline(files), files)
+        if not (files / MODEL_FILE).is_file() or not (files / STATE_FILE).is_file():
+            inside = "" if files == folder else f" (looked in {files})"
             raise ModelError(
-                f"{folder} does not hold a saved forecaster ({MODEL_FILE} and {STATE_FILE}); "
-                "save one with Forecaster.save(path) or `forecast train --save PATH`."
+                f"{folder} does not hold a saved forecaster ({MODEL_FILE} and {STATE_FILE})"
+                f"{inside}; save one with Forecaster.save(path) or `forecast train --save PATH`."
             )
-        forecaster = cls._from_state(folder)
+        forecaster = cls._from_state(files)
         try:
-            forecaster.model = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True)
+            forecaster.model = keras.saving.load_model(files / MODEL_FILE, safe_mode=True)
         except (ValueError, OSError, TypeError) as exc:
-            raise ModelError(f"{folder / MODEL_FILE} cannot be loaded: {exc}") from None
+            raise ModelError(f"{files / MODEL_FILE} cannot be loaded: {exc}") from None
+        return cls._with_serving(forecaster, files)
+
+    @staticmethod
+    def _with_serving(forecaster: Forecaster, files: Path) -> Forecaster:
+        """Takes the time column and reading settings from ``serving.json`` when there is one
+        (the old layout has none: they stay None)."""
+        from forecast.serving.pyfunc import SERVING_FILE, ServingInfo
+
+        if (files / SERVING_FILE).is_file():
+            info = ServingInfo.read(files)
+            forecaster.serving = info.to_dict()
+            forecaster.time_col = info.time_col
+            forecaster.reading = info.read_options if info.reading else None
         return forecaster
 
     @classmethod

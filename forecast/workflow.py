@@ -371,7 +371,10 @@ def run_backtest(
     """Rolling-origin backtest of the forecaster and the baselines on the same folds.
 
     Returns:
-        ``{"model": {mean metrics}, "baselines": {name: {...}}, "folds": [{ranges, metrics}]}``.
+        ``{"model": {mean metrics}, "baselines": {name: {...}}, "folds": [{"index",
+        "fit_start", "fit_end", "origin", "test_end", "fit_rows", "test_rows", "n_windows",
+        "model": {...}, <baseline>: {...}}], "settings": {"folds", "fold_size", "mode",
+        "lookback", "horizon", ...}}`` (what the backtest used).
 
     Raises:
         ConfigError: invalid settings; DataError: too few rows for the folds.
@@ -384,11 +387,18 @@ def run_backtest(
     base_spec = WindowSpec(spec.lookback, spec.horizon, spec.targets, spec.past_covariates)
     result = backtest(frame, base_spec, lambda: ForecasterEstimator(config), folds=folds,
                       fold_size=fold_size, mode=mode)
-    report = {"model": _point(result.mean), "baselines": {}, "folds": []}
+    report = {"model": _point(result.mean), "baselines": {}, "folds": [],
+              "settings": {k: v if v is None or isinstance(v, int | float | str) else str(v)
+                           for k, v in result.settings.items()}}
     for fold in result.folds:
+        fit, test = fold.rows.get("fit"), fold.rows.get("test")
         report["folds"].append({
+            "index": int(fold.index),
             "fit_start": str(fold.fit_start), "fit_end": str(fold.fit_end),
             "origin": str(fold.origin), "test_end": str(fold.test_end),
+            "fit_rows": int(fit[1] - fit[0]) if fit else None,
+            "test_rows": int(test[1] - test[0]) if test else None,
+            "n_windows": int(fold.n_windows),
             "model": _point(fold.metrics),
         })
     for name in baselines:
@@ -404,11 +414,14 @@ def run_backtest(
 
 
 def load_for_training(path, *, time_col=None, targets=None, covariates=None, freq=None,
-                      fill="interpolate", sep=None, decimal=None, dayfirst=None,
-                      date_format=None, tz=None) -> pd.DataFrame:
+                      fill="interpolate", max_gap=None, duplicates="error", id_col=None,
+                      sep=None, decimal=None, dayfirst=None, date_format=None,
+                      tz=None) -> pd.DataFrame:
     """``load_csv`` with the options the train/evaluate/backtest commands share.
 
-    ``sep``, ``decimal``, ``dayfirst``, ``date_format`` and ``tz`` are the reading settings
+    ``fill``, ``max_gap``, ``duplicates`` and ``id_col`` are the data policies (``--fill``,
+    ``--max-gap``, ``--duplicates``, ``--id-col``; YAML ``data.*``). ``sep``, ``decimal``,
+    ``dayfirst``, ``date_format`` and ``tz`` are the reading settings
     (``forecast.data.reading.ReadOptions``; None: detected). What was used travels with the
     frame (``describe(frame).reading``) and is saved with the logged model.
     """
@@ -417,4 +430,5 @@ def load_for_training(path, *, time_col=None, targets=None, covariates=None, fre
     reading = ReadOptions(sep=sep, decimal=decimal, dayfirst=dayfirst, date_format=date_format,
                           tz=tz)
     return load_csv(path, time_col=time_col, targets=targets or None,
-                    covariates=covariates or None, freq=freq, fill=fill, reading=reading)
+                    covariates=covariates or None, id_col=id_col, freq=freq, fill=fill,
+                    duplicates=duplicates, max_gap=max_gap, reading=reading)

@@ -9,7 +9,7 @@ import pytest
 
 from forecast.cli import main
 from forecast.errors import ModelError
-from forecast.forecaster import MODEL_FILE, STATE_FILE, Forecaster
+from forecast.forecaster import MODEL_FILE, STATE_FILE, Forecaster, forecaster_files
 
 TINY = ["--target", "y", "--horizon", "6", "--lookback", "24", "--units", "4", "--epochs", "1",
         "--seed", "3"]
@@ -168,12 +168,13 @@ def test_an_earlier_save_is_kept_unless_overwrite(synthetic_csv, tmp_path, capsy
     code, out, err = _run(["train", str(synthetic_csv), *TINY, "--no-track", "--json",
                            "--save", str(folder)], capsys)
     assert code == 0, err
-    before = {name: (folder / name).read_bytes() for name in (MODEL_FILE, STATE_FILE)}
+    files = forecaster_files(folder)  # the MLflow model's forecaster artifact
+    before = {name: (files / name).read_bytes() for name in (MODEL_FILE, STATE_FILE)}
 
     _refused(["train", str(synthetic_csv), *TINY, "--save", str(folder)], capsys,
              "--save", "already holds a saved forecaster", "--overwrite")
     assert _runs() == 0
-    assert {name: (folder / name).read_bytes() for name in before} == before
+    assert {name: (files / name).read_bytes() for name in before} == before
     Forecaster.load(folder)  # still loads
 
     code, out, err = _run(["train", str(synthetic_csv), *TINY, "--seed", "4", "--no-track",
@@ -190,7 +191,7 @@ def test_a_failed_save_leaves_the_earlier_one(synthetic_csv, tmp_path, capsys, m
                            "--save", str(folder)], capsys)
     assert code == 0, err
     forecaster = Forecaster.load(folder)
-    before = (folder / STATE_FILE).read_text()
+    before = (forecaster_files(folder) / STATE_FILE).read_text()
 
     def broken(self):
         raise OSError(28, "No space left on device")
@@ -198,7 +199,7 @@ def test_a_failed_save_leaves_the_earlier_one(synthetic_csv, tmp_path, capsys, m
     monkeypatch.setattr(Forecaster, "state", broken)
     with pytest.raises(ModelError, match="No space left on device.*nothing there was changed"):
         forecaster.save(folder, overwrite=True)
-    assert (folder / STATE_FILE).read_text() == before
+    assert (forecaster_files(folder) / STATE_FILE).read_text() == before
     Forecaster.load(folder)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
 

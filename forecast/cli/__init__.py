@@ -2,6 +2,10 @@
 
 Every ForecastError becomes one clear message on stderr and exit code 2; `--debug` (anywhere
 on the command line) shows the traceback as well.
+
+Quiet by default: TensorFlow's, absl's and MLflow's logs are turned down before any command
+imports them (``forecast.quiet``); our own warnings still show, one line each. `--verbose`
+(anywhere on the command line) brings the libraries' logs back.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import TyperException
 
+from forecast import quiet
 from forecast.cli import (
     data_commands,
     model_commands,
@@ -22,6 +27,7 @@ from forecast.cli import (
     tracking_commands,
 )
 from forecast.errors import ForecastError
+from forecast.quiet import VERBOSE_FLAG
 
 app = typer.Typer(
     name="forecast",
@@ -35,6 +41,8 @@ app = typer.Typer(
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
+    verbose: bool = typer.Option(False, "--verbose",
+                                 help="Show the logs of TensorFlow, absl and MLflow too."),
 ) -> None:
     """Forecast CSV time series with Keras recurrent models, tracked in MLflow."""
 
@@ -47,6 +55,12 @@ pipeline_commands.register(app)
 from forecast.cli import registry_commands  # noqa: E402
 
 registry_commands.register(app)
+from forecast.cli import tune_commands  # noqa: E402
+
+tune_commands.register(app)
+from forecast.cli import export_commands  # noqa: E402
+
+export_commands.register(app)
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -67,6 +81,20 @@ def bounded(message: str, *, debug: bool = False, limit: int = MAX_MESSAGE) -> s
             "whole message)")
 
 
+#: flags of the root command that may stand anywhere on the command line.
+ROOT_FLAGS = ("--debug", VERBOSE_FLAG)
+
+
+def _root_flags_first(argv: list[str]) -> list[str]:
+    """``argv`` with the root flags (``--debug``, ``--verbose``) moved before the command, so
+    that ``forecast train data.csv --verbose`` works as ``forecast --verbose train data.csv``.
+    Nothing after a ``--`` separator is moved."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [arg for arg in ROOT_FLAGS if arg in argv[:end]]
+    rest = [arg for arg in argv[:end] if arg not in ROOT_FLAGS]
+    return [*flags, *rest, *argv[end:]]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Runs the CLI; the console-script entry point.
 
@@ -78,6 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    verbose = VERBOSE_FLAG in argv
+    # first: TensorFlow and MLflow read their log settings when a command imports them
+    quiet.configure(verbose=verbose)
+    argv = _root_flags_first(argv)
     try:
         result = app(args=argv, prog_name="forecast", standalone_mode=False)
     except ForecastError as exc:

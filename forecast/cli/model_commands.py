@@ -12,6 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from forecast.cli.data_commands import (
+    OPT_DUPLICATES,
+    OPT_FILL,
+    OPT_ID_COL,
+    OPT_MAX_GAP,
+    check_data_flags,
+)
 from forecast.errors import ConfigError
 from forecast.options import (
     BACKTEST_MODES,
@@ -24,6 +31,7 @@ from forecast.options import (
     WindowOptions,
     check_model_name,
 )
+from forecast.progress import for_cli, using
 
 _console = Console(highlight=False, soft_wrap=True)
 
@@ -86,6 +94,20 @@ def _positive(value, flag: str, key: str | None = None) -> None:
         yaml = f" (YAML `{key}`)" if key else ""
         raise ConfigError(f"{flag} must be a positive whole number{yaml}. Received: "
                           f"{flag} {value}.")
+
+
+def _one_series_only(id_col: str | None) -> None:
+    """Refuses ``--id-col`` for training before anything is loaded or trained.
+
+    Raises:
+        ConfigError: ``id_col`` is given (a long-format file of many series).
+    """
+    if id_col is not None:
+        raise ConfigError(
+            f"--id-col {id_col}: training one global model over many series (YAML "
+            "`data.id_col`) is not supported yet. Train on one series: select its rows into a "
+            "CSV of their own (or train one model per series); `forecast inspect --id-col "
+            f"{id_col}` shows the series and their lengths.")
 
 
 def _horizon(horizon: int | None, frame) -> int:
@@ -151,6 +173,10 @@ def train(
     target: list[str] = _OPT_TARGET,
     covariate: list[str] = _OPT_COV,
     freq: str = _OPT_FREQ,
+    fill: str = OPT_FILL,
+    max_gap: int = OPT_MAX_GAP,
+    duplicates: str = OPT_DUPLICATES,
+    id_col: str = OPT_ID_COL,
     sep: str = _OPT_SEP,
     decimal: str = _OPT_DECIMAL,
     dayfirst: bool = _OPT_DAYFIRST,
@@ -178,7 +204,10 @@ def train(
     seed: int = _option(TrainOptions, "seed", "--seed"),
     val: float = typer.Option(0.1, "--val", help="Validation fraction (chronological)."),
     test: float = typer.Option(0.2, "--test", help="Test fraction (chronological)."),
-    save: Path = typer.Option(None, "--save", help="Folder to save the trained forecaster."),
+    save: Path = typer.Option(None, "--save",
+                              help="Folder to save the trained forecaster in, as an MLflow model "
+                                   "(what --track logs): forecast predict --model, forecast "
+                                   "evaluate --model and forecast serve take it."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Let --save replace a forecaster saved there before."),
     track: bool = typer.Option(True, "--track/--no-track", help="Record the run in MLflow."),
@@ -203,7 +232,10 @@ def train(
         train_and_evaluate,
     )
 
+    display = for_cli(as_json=as_json)  # progress on stderr (forecast.progress)
     check_model_name(register_as, "--register")  # before loading and training, not after
+    check_data_flags(fill=fill, duplicates=duplicates, max_gap=max_gap)
+    _one_series_only(id_col)
     if register_as and not track:
         raise ConfigError("--register needs MLflow tracking: drop --no-track.")
     _positive(horizon, "--horizon", "window.horizon")
@@ -217,7 +249,8 @@ def train(
         check_save_target(save, overwrite=overwrite, flag="--save")
 
     frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
-                              freq=freq, sep=sep, decimal=decimal, dayfirst=dayfirst,
+                              freq=freq, fill=fill, max_gap=max_gap, duplicates=duplicates,
+                              sep=sep, decimal=decimal, dayfirst=dayfirst,
                               date_format=date_format, tz=tz)
     config = _config(
         horizon=_horizon(horizon, frame), lookback=lookback, setup=setup,
@@ -227,11 +260,12 @@ def train(
                "channel_independent": channel_independent, "segment_length": segment_length,
                "segment_decoder": segment_decoder, "quantiles": quantile},
         train={"epochs": epochs, "learning_rate": learning_rate, "patience": patience,
-               "seed": seed, "verbose": 0 if as_json else TrainOptions.default("verbose"),
+               "seed": seed, "verbose": 0 if as_json and not display.active
+               else TrainOptions.default("verbose"),
                "strategy": strategy, "checkpoint_dir": checkpoint_dir},
     )
     check_before_training(frame, config, val=val, test=test)  # split sizes, network size
-    with _quiet_stdout(as_json):
+    with using(display), _quiet_stdout(as_json):
         if track:
             from forecast.tracking.run import train_tracked
 
@@ -239,13 +273,19 @@ def train(
                                     val=val, test=test, register=register_as,
                                     promote_metric=promote_metric,
                                     promote_folds=promote_folds, experiment=experiment,
-                                    allow_worse_than_baseline=allow_worse)
+                                    allow_worse_than_baseline=allow_worse, fill=fill,
+                                    max_gap=max_gap)
             report, result = tracked.report, tracked.to_dict()
         else:
             report = train_and_evaluate(frame, config, val=val, test=test)
             result = report.to_dict()
-        if save is not None:
-            report.forecaster.save(save, overwrite=overwrite)
+        if save is not None:  # the model --track logs, as a folder
+            from forecast.data.dataset import describe
+
+            report.forecaster.save(
+                save, overwrite=overwrite, time_col=time_col or describe(frame).time_col,
+                input_example=report.test if report.test is not None else frame,
+                fill=fill, max_gap=max_gap)
     if save is not None:
         result["saved_to"] = str(save)
     if role is not None:
@@ -294,21 +334,50 @@ def _print_training(result: dict, *, csv: Path, save: Path | None, role,
         _console.print("open the MLflow UI with: forecast ui")
 
 
+def load_forecaster(model: str):
+    """The ``Forecaster`` of a model URI or a local folder.
+
+    A local folder (``forecast train --save``, a downloaded MLflow model, or the older layout)
+    is read in place: loading a forecaster reads JSON and Keras weights (``safe_mode``) and
+    runs none of the folder's code. A ``runs:/``/``models:/`` URI is first copied to a
+    temporary folder and checked like ``forecast.load`` does
+    (``forecast.serving.load.download_model``: its code file must be forecast's own).
+
+    Raises:
+        ModelError: nothing loadable at ``model`` (the message names it).
+    """
+    import tempfile
+
+    from forecast.forecaster import Forecaster
+
+    local = Path(model).expanduser()
+    if ":/" not in model or local.exists():
+        return Forecaster.load(local)
+    from forecast.serving.load import download_model
+
+    with tempfile.TemporaryDirectory(prefix="forecast-evaluate-") as tmp:
+        return Forecaster.load(download_model(model, tmp))
+
+
 def evaluate(
-    model: Path = typer.Option(..., "--model", help="Folder of a saved forecaster."),
+    model: str = typer.Option(..., "--model",
+                              help="The model: MLflow model URI (models:/NAME@champion, "
+                                   "runs:/ID/model) or a local folder (forecast train --save)."),
     csv: Path = typer.Option(..., "--csv", help="CSV with the same columns as in training."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
 ) -> None:
-    """Evaluate a saved forecaster on every window of a CSV, beside its baselines."""
+    """Evaluate a saved or logged forecaster on every window of a CSV, beside its baselines."""
     from forecast.data import load_csv
-    from forecast.forecaster import Forecaster
     from forecast.workflow import evaluate_forecaster
 
-    forecaster = Forecaster.load(model)
+    forecaster = load_forecaster(model)
     spec = forecaster.spec
+    served = forecaster.serving or {}  # how the model reads its data (the older layout: detect)
     frame = load_csv(csv, targets=list(spec.targets), covariates=list(spec.past_covariates) or None,
                      freq=forecaster.freq, min_rows=spec.min_rows,
-                     min_rows_reason=f"lookback {spec.lookback} + horizon {spec.horizon}")
+                     min_rows_reason=f"lookback {spec.lookback} + horizon {spec.horizon}",
+                     fill=served.get("fill") or "interpolate", max_gap=served.get("max_gap"),
+                     reading=served.get("reading"))
     with _quiet_stdout(as_json):
         metrics = evaluate_forecaster(forecaster, frame)
     if as_json:
@@ -323,6 +392,10 @@ def backtest(
     target: list[str] = _OPT_TARGET,
     covariate: list[str] = _OPT_COV,
     freq: str = _OPT_FREQ,
+    fill: str = OPT_FILL,
+    max_gap: int = OPT_MAX_GAP,
+    duplicates: str = OPT_DUPLICATES,
+    id_col: str = OPT_ID_COL,
     sep: str = _OPT_SEP,
     decimal: str = _OPT_DECIMAL,
     dayfirst: bool = _OPT_DAYFIRST,
@@ -338,25 +411,41 @@ def backtest(
     fold_size: int = typer.Option(None, "--fold-size", help="Test rows per fold."),
     mode: str = typer.Option(BACKTEST_MODES[0], "--mode", help=" or ".join(BACKTEST_MODES) + "."),
     seed: int = _option(TrainOptions, "seed", "--seed"),
+    track: bool = typer.Option(True, "--track/--no-track",
+                               help="Record the backtest in MLflow: a parent run with one "
+                                    "nested run per fold."),
+    experiment: str = typer.Option("forecast", "--experiment", help="MLflow experiment."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
 ) -> None:
     """Rolling-origin backtest of a forecaster and the baselines on the same folds."""
-    from forecast.workflow import load_for_training, run_backtest
+    from forecast.workflow import check_experiment_name, load_for_training, run_backtest
 
+    check_data_flags(fill=fill, duplicates=duplicates, max_gap=max_gap)
+    _one_series_only(id_col)
     if mode not in BACKTEST_MODES:
         raise ConfigError(f"--mode must be {' or '.join(BACKTEST_MODES)}. Received: {mode!r}.")
     _positive(horizon, "--horizon", "window.horizon")
     _positive(folds, "--folds", "evaluate.backtest_folds")
     _positive(fold_size, "--fold-size")
+    if track:
+        check_experiment_name(experiment, flag="--experiment")
     frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
-                              freq=freq, sep=sep, decimal=decimal, dayfirst=dayfirst,
+                              freq=freq, fill=fill, max_gap=max_gap, duplicates=duplicates,
+                              sep=sep, decimal=decimal, dayfirst=dayfirst,
                               date_format=date_format, tz=tz)
     config = _config(horizon=_horizon(horizon, frame), lookback=lookback, setup=setup,
                      batch_size=BatchOptions.default("batch_size"),
                      model={"cell": cell, "units": units},
                      train={"epochs": epochs, "seed": seed, "verbose": 0})
-    with _quiet_stdout(as_json):
-        report = run_backtest(frame, config, folds=folds, fold_size=fold_size, mode=mode)
+    with using(for_cli(as_json=as_json)), _quiet_stdout(as_json):
+        if track:
+            from forecast.tracking.run import backtest_tracked
+
+            report = backtest_tracked(frame, config, folds=folds, fold_size=fold_size,
+                                      mode=mode, source=str(csv.resolve()),
+                                      experiment=experiment)
+        else:
+            report = run_backtest(frame, config, folds=folds, fold_size=fold_size, mode=mode)
     if as_json:
         print(json.dumps(report))
         return
@@ -365,6 +454,9 @@ def backtest(
         _console.print(f"fold {k}: fit {fold['fit_start']} .. {fold['fit_end']}, "
                        f"forecast {fold['origin']} -> {fold['test_end']}, "
                        f"model MAE {fold['model']['mae']:.4f}")
+    if report.get("mlflow"):
+        _console.print(f"MLflow run {report['mlflow']['run_id']} (one nested run per fold); "
+                       "open the MLflow UI with: forecast ui")
 
 
 def register(app: typer.Typer) -> None:

@@ -43,7 +43,9 @@ def run(
     def say(line: str) -> None:
         echo.print(line, markup=False)
 
-    with _quiet_stdout(as_json):
+    from forecast.progress import for_cli, using
+
+    with using(for_cli(as_json=as_json)), _quiet_stdout(as_json):
         result = run_pipeline(file, overrides=overrides or (), force=force, echo=say)
     if as_json:
         print(json.dumps(result.to_dict()))

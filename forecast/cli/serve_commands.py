@@ -51,7 +51,7 @@ def _table(title: str, frame) -> Table:
 
 _OPT_MODEL = typer.Option(..., "--model",
                           help="MLflow model URI: models:/NAME@champion, runs:/ID/model, or a "
-                               "local model folder.")
+                               "local model folder (forecast train --save DIR).")
 _OPT_CSV = typer.Option(..., "--csv",
                         help="CSV of recent history: the time column and the input columns (at "
                              "least the model's lookback rows; the last ones are used).")
@@ -84,26 +84,96 @@ def check_out(out: Path) -> None:
                           "path.")
 
 
+_OPT_PLOT = typer.Option(None, "--plot",
+                         help="Also draw the forecast after the recent history as a PNG here.")
+
+
+def _check_plot(plot: Path) -> None:
+    """``--plot`` names a file that can be written (checked before any model is loaded)."""
+    if plot.is_dir():
+        raise ConfigError(f"--plot {plot}: is a folder; pass the path of the PNG file to "
+                          f"write, e.g. --plot {plot / 'forecast.png'}.")
+    if plot.suffix.lower() != ".png":
+        raise ConfigError(f"--plot {plot}: the plot is a PNG image; pass a path ending in "
+                          ".png.")
+
+
+def write_plot(plot: Path, pyfunc_model, history, frame, *, title: str,
+               source: str = "model input") -> Path:
+    """Draws the forecast ``frame`` after the recent ``history`` (read as the model reads it)
+    and writes the PNG to ``plot``, with the outermost quantiles as a band when the model has
+    them.
+
+    Raises:
+        ConfigError: ``plot`` cannot be written.
+    """
+    import pandas as pd
+
+    from forecast.data.io import validate_frame
+    from forecast.evaluation.plots import plot_future
+    from forecast.serving.pyfunc import as_raw_history
+
+    served = pyfunc_model.unwrap_python_model()
+    info, lookback = served.info, served.forecaster.spec.lookback
+    recent = validate_frame(  # the rows the model read, as it read them (it just did)
+        as_raw_history(history, info.time_col), source=source, time_col=info.time_col,
+        targets=list(info.targets), covariates=list(info.covariates) or None, freq=info.freq,
+        fill=info.fill, max_gap=info.max_gap, min_rows=lookback,
+        reading=info.read_options.with_(time_col=info.time_col), freq_owner="the model")
+    targets = list(info.targets)
+    bands = {}
+    for target in targets:
+        levels = {}
+        for column in frame.columns:
+            if str(column).startswith(f"{target}_q"):
+                try:
+                    levels[float(str(column)[len(target) + 2:])] = column
+                except ValueError:
+                    continue
+        if len(levels) >= 2:
+            lo, hi = min(levels), max(levels)
+            bands[target] = (frame[levels[lo]].to_numpy(), frame[levels[hi]].to_numpy(),
+                             f"q{lo:g}–q{hi:g}")
+    try:
+        plot_future(recent[targets].to_numpy(), frame[targets].to_numpy(),
+                    history_times=recent.index, times=pd.DatetimeIndex(frame[info.time_col]),
+                    bands=bands, target_names=targets, title=title, path=plot)
+    except OSError as exc:
+        raise ConfigError(f"--plot {plot}: cannot be written ({exc.strerror or exc}); pass "
+                          "another path.") from None
+    return plot
+
+
 def predict(
     model: str = _OPT_MODEL,
     csv: Path = _OPT_CSV,
     out: Path = _OPT_OUT,
+    plot: Path = _OPT_PLOT,
 ) -> None:
     """Forecast the steps after a CSV's last timestamp with a logged forecaster."""
     from mlflow.exceptions import MlflowException
 
     from forecast.serving import load_model
+    from forecast.serving.pyfunc import model_input
 
     if out is not None:
         check_out(out)
+    if plot is not None:
+        _check_plot(plot)
     history = read_history(csv)
     pyfunc_model = load_model(model)
     try:
-        frame = pyfunc_model.predict(history, params={"source": str(csv)})
+        # only the columns the model reads: MLflow warns about (and ignores) any others
+        frame = pyfunc_model.predict(model_input(pyfunc_model, history),
+                                     params={"source": str(csv)})
     except MlflowException as exc:  # MLflow's own input checks (e.g. text in a number column)
         if isinstance(exc, ForecastError):
             raise
         raise DataError(f"{str(csv)!r}: {' '.join(exc.message.split())}") from None
+    if plot is not None:
+        write_plot(plot, pyfunc_model, history, frame,
+                   title=f"forecast from {csv.name} ({model})", source=str(csv))
+        _console.print(f"drew the forecast in {plot}")
     if out is not None:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +189,7 @@ def predict(
 def serve(
     model: str = typer.Argument(..., metavar="MODEL",
                                 help="MLflow model URI: models:/NAME@champion, runs:/ID/model, or "
-                                     "a local model folder."),
+                                     "a local model folder (forecast train --save DIR)."),
     host: str = typer.Option("127.0.0.1", "--host",
                              help="Address to listen on. 127.0.0.1 (default): this machine "
                                   "only; 0.0.0.0: every interface (prints a warning)."),

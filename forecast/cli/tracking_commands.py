@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import typer
 
@@ -17,12 +19,22 @@ runs_app = typer.Typer(
 )
 
 
+#: seconds `forecast ui` waits for the MLflow UI to stop after forwarding a signal, before it
+#: kills what is left of its process group.
+STOP_GRACE = 10.0
+
+
 def ui(
     port: int = typer.Option(5000, "--port", help="Port of the UI."),
     host: str = typer.Option("127.0.0.1", "--host",
                              help="Interface to bind; 127.0.0.1 keeps it on this machine."),
 ) -> None:
-    """Open the MLflow UI on the same store that training writes to."""
+    """Open the MLflow UI on the same store that training writes to.
+
+    The UI (`mlflow ui`, its uvicorn workers and its job runner) runs in a process group of its
+    own; Ctrl-C, `kill -TERM` or a closed terminal stops that whole group, so nothing is left
+    holding the port.
+    """
     from forecast.tracking.mlflow import resolve_tracking_uri
 
     uri, artifact_root = resolve_tracking_uri()
@@ -30,13 +42,117 @@ def ui(
                "--host", host, "--port", str(port)]
     if artifact_root:
         command += ["--default-artifact-root", artifact_root]
-    typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it.")
+    base = f"http://{host}:{port}"
+    typer.echo(f"MLflow UI on {base} (store {uri}); Ctrl-C stops it.")
+    for line in _experiment_links(uri, base):
+        typer.echo(line)
     bin_dir = os.path.dirname(sys.executable)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    code = run_in_own_group(command, env=env)
+    if code:
+        raise typer.Exit(code)
+
+
+def _experiment_links(uri: str, base: str) -> list[str]:
+    """Lines with each experiment's runs page in the UI's model-training view (none when the
+    store is not a database file or server that exists already)."""
+    from forecast.tracking.mlflow import sqlite_path, ui_url
+
+    database = sqlite_path(uri)
+    if uri.startswith(("http://", "https://")) or (database is not None
+                                                     and not database.is_file()):
+        return []
     try:
-        subprocess.run(command, env=env, check=False)
-    except KeyboardInterrupt:
-        pass
+        import mlflow
+
+        experiments = mlflow.MlflowClient(uri).search_experiments()
+    except Exception:  # noqa: BLE001 - the links are a convenience; the UI says what is wrong
+        return []
+    shown = [e for e in experiments if e.name != "Default" or e.experiment_id != "0"]
+    if not shown:
+        return []
+    return [
+        "the runs of each experiment, test MAE and skill against the best baseline as columns "
+        "(the UI's \"Model training\" view; its GenAI / Model training switch, top left, is "
+        "remembered by the browser):",
+        *(f"  {e.name}: {ui_url(base, e.experiment_id)}" for e in shown),
+    ]
+
+
+def run_in_own_group(command: list[str], *, env: dict | None = None,
+                     grace: float = STOP_GRACE) -> int:
+    """Runs ``command`` as the leader of a new process group and waits for it.
+
+    SIGINT, SIGTERM and SIGHUP received meanwhile are forwarded to the whole group (the
+    command and everything it started); ``grace`` seconds later, and once the command has
+    ended, whatever is left of the group is killed (SIGKILL).
+
+    Args:
+        command: the program and its arguments.
+        env: its environment (default: this process's).
+        grace: seconds the group has to stop after a forwarded signal.
+
+    Returns:
+        The command's exit status; 0 when a forwarded signal stopped it.
+    """
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    received: list[float] = []
+
+    def forward(signum, _frame):
+        received.append(time.monotonic())
+        _signal_group(process.pid, signum)
+
+    stops = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    previous = {sig: signal.signal(sig, forward) for sig in stops}
+    try:
+        while True:
+            try:
+                code = process.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if received and time.monotonic() - received[0] > grace:
+                    _signal_group(process.pid, signal.SIGKILL)
+    finally:
+        _stop_group(process.pid, grace)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if received else code
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Sends ``signum`` to the process group ``pgid``; False when the group is gone."""
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group ``pgid`` still runs (zombies waiting for a parent that
+    does not reap them, as in some containers, do not count)."""
+    import psutil
+
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (OSError, psutil.Error):
+            continue
+    return False
+
+
+def _stop_group(pgid: int, grace: float) -> None:
+    """Ends what is left of a process group whose leader has exited: SIGTERM, then SIGKILL."""
+    if not _group_alive(pgid):
+        return
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _group_alive(pgid):
+            return
+        time.sleep(0.2)
+    _signal_group(pgid, signal.SIGKILL)
 
 
 @runs_app.command("clean")

@@ -98,7 +98,8 @@ def add_calendar_features(frame: pd.DataFrame, freq: str | None = None) -> pd.Da
     """
     freq = freq or describe(frame).freq
     if not freq:
-        raise ConfigError("calendar features need a frequency: pass freq= (e.g. 'h').")
+        raise ConfigError("calendar features need a frequency: pass --freq (YAML `data.freq`), "
+                          "e.g. --freq h.")
     features = calendar_features(frame.index, freq)
     out = pd.concat([frame, features], axis=1)
     return carry(frame, out)

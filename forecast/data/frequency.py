@@ -40,16 +40,17 @@ def resolve_offset(freq):
         return freq
     if not isinstance(freq, str | pd.Timedelta | _dt.timedelta) or freq == "":
         raise ConfigError(
-            f"`freq` must be a pandas frequency alias such as 'h', 'D', '15min', 'W-SUN' or "
-            f"'MS'. Received: freq={freq!r}"
+            f"`freq` (--freq, YAML `data.freq`) must be a pandas frequency alias such as 'h', "
+            f"'D', '15min', 'W-SUN' or 'MS'. Received: freq={freq!r}"
         )
     try:
         return to_offset(freq)
     except (ValueError, TypeError) as exc:
         hint = f" Did you mean {freq.lower()!r}?" if isinstance(freq, str) else ""
         raise ConfigError(
-            f"`freq` is not a pandas frequency alias: received freq={freq!r}.{hint} Use an alias "
-            f"such as 'h' (hourly), 'D' (daily), '15min', 'W-SUN' (weekly) or 'MS' (monthly)."
+            f"`freq` (--freq, YAML `data.freq`) is not a pandas frequency alias: received "
+            f"freq={freq!r}.{hint} Use an alias such as 'h' (hourly), 'D' (daily), '15min', "
+            f"'W-SUN' (weekly) or 'MS' (monthly)."
         ) from exc
 
 
@@ -206,8 +207,9 @@ def check_fill(fill) -> str:
     """Validates the ``fill`` option."""
     if fill not in FILL_CHOICES:
         raise ConfigError(
-            f"`fill` must be one of {', '.join(repr(c) for c in FILL_CHOICES)}. Received: "
-            f"fill={fill!r}. Use fill='error' to refuse any gap instead of keeping NaN."
+            f"`fill` (--fill, YAML `data.fill`) must be one of "
+            f"{', '.join(repr(c) for c in FILL_CHOICES)}. Received: fill={fill!r}. Use --fill "
+            f"error (YAML `data.fill: error`) to refuse any gap instead of keeping NaN."
         )
     return fill
 
@@ -218,8 +220,8 @@ def check_max_gap(max_gap) -> int:
         return DEFAULT_MAX_GAP
     if isinstance(max_gap, bool) or not isinstance(max_gap, int | np.integer) or max_gap < 0:
         raise ConfigError(
-            f"`max_gap` must be a whole number of steps >= 0 (or None for the default of "
-            f"{DEFAULT_MAX_GAP}). Received: max_gap={max_gap!r}"
+            f"`max_gap` (--max-gap, YAML `data.max_gap`) must be a whole number of steps >= 0 "
+            f"(or None for the default of {DEFAULT_MAX_GAP}). Received: max_gap={max_gap!r}"
         )
     return int(max_gap)
 

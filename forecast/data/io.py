@@ -127,7 +127,8 @@ def _check_options(*, time_col, targets, covariates, id_col, freq, fill, duplica
         raise ConfigError(f"`time_col` and `id_col` must be different columns. Received: "
                           f"time_col={time_col!r}, id_col={id_col!r}")
     if duplicates not in DUPLICATE_CHOICES:
-        raise ConfigError(f"`duplicates` must be one of {quote_list(DUPLICATE_CHOICES)}. "
+        raise ConfigError(f"`duplicates` (--duplicates, YAML `data.duplicates`) must be one of "
+                          f"{quote_list(DUPLICATE_CHOICES)}. "
                           f"Received: duplicates={duplicates!r}")
     if min_rows is not None and (isinstance(min_rows, bool) or not isinstance(
             min_rows, int | np.integer) or min_rows < 1):
@@ -460,7 +461,7 @@ def _fit_record(record: list[str], width: int, line: int, header_line: int, deli
 @dataclass
 class _Series:
     key: object  # the id value, or None for a wide file
-    label: str  # "" or "series 'A' (id_col='store'): "
+    label: str  # "" or "series 'A' (id column 'store'): "
     times: pd.DatetimeIndex
     values: np.ndarray  # (n, k) float64
     lines: np.ndarray  # (n,) line (file) or row (frame) number of each row
@@ -489,6 +490,14 @@ def _validate(frame: pd.DataFrame, rows: Rows, lines: np.ndarray, delimiter: str
                                        targets=o.targets, covariates=o.covariates, rows=rows,
                                        delimiter=delimiter)
     names = targets + covariates
+    dropped = [] if o.targets is not None else [
+        c for c in frame.columns if c not in names and c not in (time_col, o.id_col)]
+    if dropped:
+        logger.warning(
+            "%r: left out column(s) %s: they hold text, not numbers, so they are neither "
+            "forecast nor read; the targets are %s. If one should hold numbers, name it with "
+            "--target (YAML `data.targets`) to see which cells are not numbers.",
+            rows.source, quote_list(dropped), quote_list(targets))
     values = np.column_stack([coerce_numeric(frame[c], c, rows, lines, delimiter, r.decimal)
                               for c in names])
     decimal = r.decimal or ("," if any(decimal_comma_column(frame[c], delimiter)
@@ -504,7 +513,7 @@ def _validate(frame: pd.DataFrame, rows: Rows, lines: np.ndarray, delimiter: str
     offset = o.offset or _common_offset(series, o.id_col, rows)
     parts = [_regularise(s, offset, names, time_col, o, rows) for s in series]
     return _assemble(parts, series, offset, names, time_col, targets, covariates, o, rows,
-                     used)
+                     used, dropped)
 
 
 def _split_series(frame, times, values, lines, id_col, rows: Rows) -> list[_Series]:
@@ -520,7 +529,7 @@ def _split_series(frame, times, values, lines, id_col, rows: Rows) -> list[_Seri
     out = []
     for code, key in enumerate(keys):
         take = np.flatnonzero(codes == code)
-        out.append(_Series(key, f"series {key!r} (id_col={id_col!r}): ", times[take],
+        out.append(_Series(key, f"series {key!r} (id column {id_col!r}): ", times[take],
                            values[take], lines[take]))
     return out
 
@@ -559,10 +568,10 @@ def _check_same_frequency(s: _Series, o: _Options, rows: Rows) -> None:
             f"{freq_words(o.offset)} steps; send {want} history (one row per "
             f"{o.offset.freqstr!r} step, gaps are filled up to its max_gap).")
     raise rows.error(
-        f"{s.label}the timestamps are {freq_words(own)} but freq={o.offset.freqstr!r} "
-        f"(--freq) asks for {freq_words(o.offset)} steps. Pass --freq {own.freqstr} "
-        f"(freq={own.freqstr!r}) or leave --freq out to use the data's own frequency; to change "
-        f"the frequency, resample the data first.")
+        f"{s.label}the timestamps are {freq_words(own)} but --freq {o.offset.freqstr} "
+        f"(YAML `data.freq`) asks for {freq_words(o.offset)} steps. Pass --freq "
+        f"{own.freqstr} (YAML `data.freq: {own.freqstr}`) or leave --freq out to use the "
+        f"data's own frequency; to change the frequency, resample the data first.")
 
 
 def _deduplicate(s: _Series, o: _Options, rows: Rows) -> None:
@@ -574,8 +583,8 @@ def _deduplicate(s: _Series, o: _Options, rows: Rows) -> None:
         at = s.lines[s.times == first]
         count = int(s.times[repeated].nunique())
         moved = " (after moving timestamps onto the freq grid)" if o.offset is not None else ""
-        long_hint = "" if o.id_col else (", or pass id_col= if the file holds several series "
-                                         "in long format")
+        long_hint = "" if o.id_col else (", or pass --id-col COLUMN (YAML `data.id_col`) if the "
+                                         "file holds several series in long format")
         dst = dst_hint(first, "ambiguous") if s.times.tz is None and count <= 12 else ""
         if dst:
             raise rows.error(
@@ -584,8 +593,8 @@ def _deduplicate(s: _Series, o: _Options, rows: Rows) -> None:
         raise rows.error(
             f"{s.label}the timestamp {first} appears {len(at)} times{moved}, on "
             f"{rows.kind}s {', '.join(str(int(n)) for n in at)} ({rows.convention}); "
-            f"{count} timestamp(s) appear more than once. Pass duplicates='first', 'last' or "
-            f"'mean' to keep one row per timestamp{long_hint}.")
+            f"{count} timestamp(s) appear more than once. Pass --duplicates first, last or "
+            f"mean (YAML `data.duplicates`) to keep one row per timestamp{long_hint}.")
     if o.duplicates in ("first", "last"):
         keep = ~s.times.duplicated(keep=o.duplicates)
         s.times, s.values, s.lines = s.times[keep], s.values[keep], s.lines[keep]
@@ -608,7 +617,8 @@ def _common_offset(series: list[_Series], id_col, rows: Rows):
             found[s.key] = offset
     if not found:
         raise rows.error(f"{series[0].label}has a single timestamp, so no frequency can be "
-                         f"inferred. Pass freq= (e.g. freq='h') or provide more rows.")
+                         f"inferred. Pass --freq (YAML `data.freq`), e.g. --freq h, or "
+                         f"provide more rows.")
     sizes = {}
     for s in series:
         if s.key in found:
@@ -623,8 +633,8 @@ def _common_offset(series: list[_Series], id_col, rows: Rows):
             raise rows.error(
                 f"all series must share one frequency, but series {s.key!r} has "
                 f"{found[s.key].freqstr!r} while the others have {common!r} "
-                f"(frequencies found: {listing}). Pass freq= to move every series onto one "
-                f"grid, or load them separately.")
+                f"(frequencies found: {listing}). Pass --freq (YAML `data.freq`) to move "
+                f"every series onto one grid, or load them separately.")
     return offset
 
 
@@ -640,8 +650,8 @@ def _irregular(s: _Series, rows: Rows) -> DataError:
                  f"({rows.convention})")
     return rows.error(
         f"{s.label}the timestamps are irregular: no frequency fits all of them (the most common "
-        f"step is {step}{where}). Pass freq= (e.g. freq='h' or freq='D') to move them onto a "
-        f"regular grid.")
+        f"step is {step}{where}). Pass --freq (YAML `data.freq`), e.g. --freq h or --freq D, "
+        f"to move them onto a regular grid.")
 
 
 def _regularise(s: _Series, offset, names, time_col, o: _Options, rows: Rows):
@@ -655,8 +665,8 @@ def _regularise(s: _Series, offset, names, time_col, o: _Options, rows: Rows):
         first = np.flatnonzero(positions < 0)[0]
         raise rows.error(
             f"{s.label}{rows.at(s.lines[first])} ({s.times[first]}; {rows.convention}) is not "
-            f"on the {offset.freqstr!r} grid that starts at {s.times[0]}. Pass a freq= that "
-            f"matches the timestamps, or fix them.")
+            f"on the {offset.freqstr!r} grid that starts at {s.times[0]}. Pass a --freq (YAML "
+            f"`data.freq`) that matches the timestamps, or fix them.")
     _check_row_gaps(s, positions, offset, o, rows)
     n = int(positions[-1]) + 1
     grid = pd.date_range(start=s.times[0], periods=n, freq=offset, name=time_col)
@@ -681,10 +691,11 @@ def _regularise(s: _Series, offset, names, time_col, o: _Options, rows: Rows):
 
 def _gap_remedy(steps: int, o: _Options) -> str:
     if o.fill == "error":
-        return ("fill='error' refuses gaps: pass fill='interpolate', 'ffill' or 'zero' to fill "
-                "them" + ("" if steps <= o.max_gap else f" (with max_gap={steps} or more)"))
-    return (f"The longest gap fill={o.fill!r} may fill is max_gap={o.max_gap} steps: pass "
-            f"max_gap={steps} (or more) to fill it, or fix the data")
+        return ("--fill error (YAML `data.fill: error`) refuses gaps: pass --fill interpolate, "
+                "ffill or zero to fill them" + ("" if steps <= o.max_gap else
+                                                f" (with --max-gap {steps} or more)"))
+    return (f"The longest gap --fill {o.fill} may fill is --max-gap {o.max_gap} steps (YAML "
+            f"`data.max_gap`): pass --max-gap {steps} (or more) to fill it, or fix the data")
 
 
 def _check_row_gaps(s: _Series, positions, offset, o: _Options, rows: Rows) -> None:
@@ -725,14 +736,16 @@ def _check_cell_gaps(s, values, lines, grid, names, o: _Options, rows: Rows) -> 
         where = _where(lines, gap.start, gap.end, rows)
         if gap.steps == n:
             raise rows.error(f"{s.label}column {name!r} has no values at all. Fill it in or "
-                             f"leave it out of targets= and covariates=.")
+                             f"leave it out of --target and --covariate (YAML `data.targets`, "
+                             f"`data.covariates`).")
         if not fillable(gap, n, o.fill) and o.fill != "error":
             side = "before" if gap.start == 0 else "after"
             raise rows.error(
                 f"{s.label}column {name!r} has {gap.steps} missing value(s) at the "
                 f"{'start' if gap.start == 0 else 'end'} ({grid[gap.start]} to {grid[gap.end]}, "
-                f"{where}) that fill={o.fill!r} cannot fill: there is no value {side} them. "
-                f"Fill in those cells, remove those rows, or pass fill='zero'.")
+                f"{where}) that --fill {o.fill} cannot fill: there is no value {side} them. "
+                f"Fill in those cells, remove those rows, or pass --fill zero (YAML "
+                f"`data.fill: zero`).")
         if gap.steps > o.max_gap or o.fill == "error":
             raise rows.error(
                 f"{s.label}column {name!r} is missing {gap.steps} consecutive value(s) from "
@@ -756,7 +769,8 @@ def _where(lines: np.ndarray, start: int, end: int, rows: Rows) -> str:
 
 
 def _assemble(parts, series, offset, names, time_col, targets, covariates, o: _Options,
-              rows: Rows, reading: ReadOptions | None = None) -> pd.DataFrame:
+              rows: Rows, reading: ReadOptions | None = None,
+              dropped: list | None = None) -> pd.DataFrame:
     if o.id_col is None:
         grid, values = parts[0]
         out = pd.DataFrame(values, index=grid, columns=names)
@@ -768,4 +782,6 @@ def _assemble(parts, series, offset, names, time_col, targets, covariates, o: _O
         out = pd.DataFrame(np.concatenate([v for _, v in parts]), index=index, columns=names)
     return attach(out, SeriesInfo(
         targets=tuple(targets), covariates=tuple(covariates), freq=offset.freqstr,
-        time_col=time_col, id_col=o.id_col, source=rows.source, reading=reading))
+        time_col=time_col, id_col=o.id_col, source=rows.source, reading=reading,
+        # the text columns left out of the inferred targets (``forecast inspect`` lists them)
+        extra={"dropped_columns": [str(c) for c in dropped]} if dropped else {}))

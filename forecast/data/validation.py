@@ -140,8 +140,9 @@ def coerce_numeric(values: pd.Series, name, rows: Rows, labels: np.ndarray,
         numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
     elif not _is_text(values):
         raise rows.error(
-            f"column {name!r} holds {values.dtype} values, not numbers. Pass it as time_col= "
-            f"or leave it out of targets= and covariates=."
+            f"column {name!r} holds {values.dtype} values, not numbers. Pass it as --time-col "
+            f"(YAML `data.time_col`) or leave it out of --target and --covariate (YAML "
+            f"`data.targets`, `data.covariates`)."
         )
     elif (fast := _all_numbers(values)) is not None:
         numbers = fast
@@ -163,7 +164,8 @@ def coerce_numeric(values: pd.Series, name, rows: Rows, labels: np.ndarray,
                 f"({rows.convention}) holds {text[first]!r}"
                 + (f", and {bad.size - 1} more cell(s) are not numbers" if bad.size > 1 else "")
                 + ". Fix or remove those cells (empty cells count as missing values), or leave "
-                "the column out of targets= and covariates=." + hint
+                "the column out of --target and --covariate (YAML `data.targets`, "
+                "`data.covariates`)." + hint
             )
     infinite = np.flatnonzero(np.isinf(numbers))
     if infinite.size:
@@ -231,11 +233,13 @@ def find_time_column(frame: pd.DataFrame, rows: Rows):
     if not found:
         raise rows.error(
             f"found no time column among the columns {quote_list(frame.columns)}: none is named "
-            f"like date/time/timestamp/ds or holds timestamps. Pass time_col='<column>'."
+            f"like date/time/timestamp/ds or holds timestamps. Pass --time-col COLUMN (YAML "
+            f"`data.time_col`)."
         )
     raise rows.error(
         f"found {len(found)} columns that could hold the timestamps: {quote_list(found)}. "
-        f"Pass time_col= to choose one, e.g. time_col={str(found[0])!r}."
+        f"Pass --time-col to choose one, e.g. --time-col {str(found[0])} (YAML "
+        f"`data.time_col: {str(found[0])}`)."
     )
 
 
@@ -476,7 +480,8 @@ def parse_times_info(values: pd.Series, name, rows: Rows, labels: np.ndarray, *,
             f"({rows.convention}), which {what}"
             + (f"; {bad.size - 1} more cell(s) do not parse either" if bad.size > 1 else "")
             + ". Write timestamps like '2016-07-01 00:00:00' (ISO 8601), pass --date-format "
-            "(e.g. '%d.%m.%Y %H:%M'), or pass time_col= to choose another column."
+            "(e.g. '%d.%m.%Y %H:%M'), or pass --time-col (YAML `data.time_col`) to choose "
+            "another column."
         )
     index = _as_ns(pd.DatetimeIndex(parsed), text, name, rows, labels)
     if tz is not None:
@@ -519,6 +524,22 @@ def as_names(value, setting: str, *, allow_empty: bool) -> list | None:
     return list(value)
 
 
+#: the command-line flag and YAML key of each column setting, named in messages
+SETTING_FLAGS = {
+    "time_col": ("--time-col", "data.time_col"),
+    "id_col": ("--id-col", "data.id_col"),
+    "targets": ("--target", "data.targets"),
+    "covariates": ("--covariate", "data.covariates"),
+}
+
+
+def setting_words(setting: str) -> str:
+    """How a message names a column setting: its flag and YAML key, e.g.
+    ``"--id-col (YAML `data.id_col`)"``."""
+    flag, key = SETTING_FLAGS.get(setting, (f"`{setting}`", f"data.{setting}"))
+    return f"{flag} (YAML `{key}`)"
+
+
 def require_columns(frame: pd.DataFrame, names, setting: str, rows: Rows) -> None:
     """Raises a DataError naming the columns that exist when a requested one is missing."""
     absent = [n for n in names if n not in frame.columns]
@@ -526,10 +547,11 @@ def require_columns(frame: pd.DataFrame, names, setting: str, rows: Rows) -> Non
         lower = {str(c).lower(): c for c in frame.columns}
         close = [lower[a.lower()] for a in absent if a.lower() in lower]
         hint = f" (did you mean {quote_list(close)}? names are case-sensitive)" if close else ""
+        flag = SETTING_FLAGS.get(setting, (setting,))[0]
         raise rows.error(
-            f"{setting}= names column(s) {quote_list(absent)} that do not exist{hint}. "
-            f"The columns are: {quote_list(frame.columns)}. Pass {setting}= with names from "
-            f"this list."
+            f"{setting_words(setting)} names column(s) {quote_list(absent)} that do not "
+            f"exist{hint}. The columns are: {quote_list(frame.columns)}. Pass {flag} with "
+            f"names from this list."
         )
 
 
@@ -552,8 +574,8 @@ def pick_columns(frame: pd.DataFrame, *, time_col, id_col, targets, covariates,
         if not targets:
             raise rows.error(
                 f"has no numeric column to forecast besides the time column {time_col!r}; the "
-                f"columns are {quote_list(frame.columns)}. Pass targets= to name the columns "
-                f"that hold numbers."
+                f"columns are {quote_list(frame.columns)}. Pass --target (YAML "
+                f"`data.targets`) to name the columns that hold numbers."
             )
     else:
         require_columns(frame, targets, "targets", rows)

@@ -157,8 +157,8 @@ class WindowSpec:
                 row = int(np.flatnonzero(bad)[0])
                 raise DataError(
                     f"{source}: column {column!r} holds {values[row]} at {frame.index[row]} "
-                    f"(row {row}); windows need finite values. Load the data with "
-                    "load_csv(fill=...) to fill gaps."
+                    f"(row {row}); windows need finite values. Load the data with load_csv, "
+                    "which fills gaps (--fill, YAML `data.fill`)."
                 )
         for series, (begin, end) in self._segments(frame).items():
             if end - begin < self.min_rows:
@@ -216,7 +216,7 @@ class WindowSpec:
         if len(bounds) - 1 != len(np.unique(codes)):
             raise DataError(
                 "the rows of each series must be contiguous (sorted by id, then time); "
-                "use frame.sort_index() or load the file with load_csv(id_col=...)."
+                "use frame.sort_index() or load the file with --id-col (YAML `data.id_col`)."
             )
         ids = frame.index.get_level_values(0)[bounds[:-1]]
         return {ids[k]: (int(bounds[k]), int(bounds[k + 1])) for k in range(len(ids))}

@@ -53,6 +53,7 @@ from forecast.errors import ConfigError, DataError
 from forecast.evaluation.metrics import compute_metrics
 from forecast.models.baselines import make_baseline
 from forecast.options import BACKTEST_MODES
+from forecast.progress import resolve as resolve_progress
 
 
 class BaselineEstimator:
@@ -206,6 +207,8 @@ def backtest(
     season: int | None = None,
     quantiles: Sequence[float] | None = None,
     metrics: Sequence[str] | None = None,
+    progress=None,
+    label: str | None = None,
 ) -> BacktestResult:
     """Rolling-origin evaluation of an estimator (see the module docstring for the layout).
 
@@ -225,6 +228,11 @@ def backtest(
         quantiles: quantile levels, when the estimator returns quantile forecasts (default:
             the estimator's ``quantiles`` attribute).
         metrics: keep only these scalar metrics (default: all of ``compute_metrics``).
+        progress: a ``forecast.progress`` display told of each finished fold
+            (``backtest naive: fold 1/3 mae 0.52 (4 s, ~8 s left)``); None: the current one
+            (``forecast.progress.current()``, silent unless set).
+        label: what the display calls the estimator (default: a baseline's name, else
+            ``model (<cell>)``).
 
     Returns:
         A ``BacktestResult``: ``folds`` (oldest first) with their ranges and metrics, and
@@ -244,13 +252,22 @@ def backtest(
     first_test = len(frame) - folds * fold_size
     results: list[Fold] = []
     levels = quantiles
-    for k in range(folds):
-        fold = _run_fold(frame, spec, factory, k, first_test + k * fold_size, fold_size,
-                         fit_start_rows=None if mode == "expanding" else train_size,
-                         val_fraction=val_fraction, season=season, levels=levels,
-                         metrics=metrics)
-        levels = levels if levels is not None else getattr(fold.estimator, "quantiles", None)
-        results.append(fold)
+    display = resolve_progress(progress)
+    fresh = [factory()]  # the first fold's estimator, created here to name it on the display
+
+    def make():
+        return fresh.pop() if fresh else factory()
+
+    with display.task("fold", total=folds,
+                      label=f"backtest {label or _label(fresh[0])}") as task:
+        for k in range(folds):
+            fold = _run_fold(frame, spec, make, k, first_test + k * fold_size, fold_size,
+                             fit_start_rows=None if mode == "expanding" else train_size,
+                             val_fraction=val_fraction, season=season, levels=levels,
+                             metrics=metrics)
+            levels = levels if levels is not None else getattr(fold.estimator, "quantiles", None)
+            results.append(fold)
+            task.advance(**{m: fold.metrics[m] for m in ("mae",) if m in fold.metrics})
     settings = {
         "folds": folds,
         "fold_size": fold_size,
@@ -368,6 +385,16 @@ def _run_fold(frame: pd.DataFrame, spec: WindowSpec, factory: Callable[[], Any],
         metrics=fold_metrics,
         estimator=estimator,
     )
+
+
+def _label(estimator) -> str:
+    """``naive`` for a baseline, ``model (lstm)`` for a forecaster, else ``model``."""
+    name = getattr(estimator, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    config = getattr(getattr(estimator, "forecaster", None), "config", None)
+    cell = getattr(getattr(config, "model", None), "cell", None)
+    return f"model ({cell})" if cell else "model"
 
 
 def _select(fold_metrics: dict, names: Sequence[str]) -> dict:

@@ -38,6 +38,7 @@ from pathlib import Path
 from forecast.data.dataset import describe
 from forecast.errors import ConfigError, ForecastError, ModelError
 from forecast.options import BACKTEST_MODES, BASELINES, PROMOTION_METRICS
+from forecast.progress import current as current_progress
 from forecast.tracking import registry
 from forecast.tracking.registry import (
     CHALLENGER,
@@ -280,12 +281,28 @@ def promote_if_better(name: str, version, frame, *, metric: str = "mase", folds:
         fold_size = max(int(config["horizon"]), len(frame) // 10)
     layout = {"folds": folds, "fold_size": fold_size, "mode": mode}
     settings = {**layout, "epochs": epochs, "rows": len(frame), "metric": metric}
-    try:
-        fold_rows, cached = _backtest_version(name, version, frame, config, layout, reuse=reuse)
-    except ModelError as exc:
-        return _rejected(name, version, champion, metric, settings, exc)
-    board = _Scoreboard.of(fold_rows, metric)
-    board.score_champion(name, champion, version, frame, config, layout, epochs, reuse)
+    # progress (forecast.progress, silent unless the CLI or the caller set a display): which
+    # candidate is backtested, and each fold of it
+    display = current_progress()
+    champion_kind = None if champion is None else registry.model_version(
+        name, champion).tags.get(TAG_KIND, NETWORK)
+    display.note(_announcement(name, version, champion, champion_kind, layout))
+    with display.task("candidate", total=1 + (champion_kind == NETWORK)) as task:
+        task.relabel(f"promotion of {name}, challenger version {version}")
+        try:
+            fold_rows, cached = _backtest_version(name, version, frame, config, layout,
+                                                  reuse=reuse)
+        except ModelError as exc:
+            return _rejected(name, version, champion, metric, settings, exc)
+        board = _Scoreboard.of(fold_rows, metric)
+        task.advance(detail="reused its earlier backtest" if cached else "backtested",
+                     **{metric: board.score})
+        if champion_kind == NETWORK:
+            task.relabel(f"promotion of {name}, champion version {champion}")
+        board.score_champion(name, champion, version, frame, config, layout, epochs, reuse)
+        if champion_kind == NETWORK:
+            task.advance(detail="reused its earlier backtest" if board.champion_cached
+                         else "backtested", **{metric: board.champion_score})
     settings["reused"] = {"challenger": cached, "champion": board.champion_cached}
     decision = _decide(name, version, champion, board, _model_word(config),
                        allow_worse_than_baseline)
@@ -297,6 +314,19 @@ def promote_if_better(name: str, version, frame, *, metric: str = "mase", folds:
         TAG_CHAMPION_VERSION: champion, TAG_BASELINES: json.dumps(board.baselines),
         TAG_FOLDS: json.dumps(decision.folds), TAG_SETTINGS: json.dumps(settings)})
     return decision
+
+
+def _announcement(name: str, version: str, champion: str | None, champion_kind: str | None,
+                  layout: dict) -> str:
+    """The line said before the promotion backtest starts: who is backtested on which folds."""
+    who = [f"version {version} (challenger)"]
+    if champion_kind == NETWORK:
+        who.append(f"the champion (version {champion})")
+    elif champion is not None:
+        who.append(f"the champion (version {champion}, the {champion_kind} baseline)")
+    who.append("the baselines " + ", ".join(BASELINES))
+    return (f"promotion of {name}: backtesting {', '.join(who[:-1])} and {who[-1]} on the same "
+            f"{layout['folds']} folds of {layout['fold_size']} rows ({layout['mode']})")
 
 
 def _rejected(name: str, version: str, champion: str | None, metric: str, settings: dict,

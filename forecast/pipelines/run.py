@@ -23,6 +23,8 @@ import pandas as pd
 from forecast.pipelines import steps
 from forecast.pipelines.state import StepState
 from forecast.pipelines.watermark import Watermark
+from forecast.progress import resolve as resolve_progress
+from forecast.progress import using
 
 
 @dataclass
@@ -106,7 +108,7 @@ class PipelineResult:
 
 
 def run_pipeline(path, *, overrides=(), force: bool = False,
-                 echo: Callable[[str], None] | None = None) -> PipelineResult:
+                 echo: Callable[[str], None] | None = None, progress=None) -> PipelineResult:
     """Runs a pipeline file end to end as one MLflow run.
 
     Steps (each timed as the metric ``step.<name>.seconds``): ``validate`` (the file and the
@@ -132,6 +134,10 @@ def run_pipeline(path, *, overrides=(), force: bool = False,
             (``["window.horizon=48"]``); values are read as YAML.
         force: run even when the data has not changed.
         echo: called with one line per step (progress); default silent.
+        progress: a ``forecast.progress`` display told of each finished step (``pipeline
+            quickstart: step 3/6 train (40 s, ~25 s left)``; the epochs and folds inside the
+            steps report to it too); None: the current one (``forecast.progress.current()``,
+            silent unless set).
 
     Returns:
         A ``PipelineResult``.
@@ -146,8 +152,14 @@ def run_pipeline(path, *, overrides=(), force: bool = False,
         >>> result.run_id, result.forecast_path, result.steps["train"]
     """
     cache = steps.Cache()
-    state = steps.validate(path, overrides=overrides, force=force, echo=echo, cache=cache)
-    if not state.skipped:
-        for name in steps.STEPS[1:]:
-            state = steps.run_step(name, state, echo=echo, cache=cache)
+    display = resolve_progress(progress)
+    with using(display), display.task("step", total=len(steps.STEPS),
+                                      label=f"pipeline {Path(path).stem}") as task:
+        state = steps.validate(path, overrides=overrides, force=force, echo=echo, cache=cache)
+        task.relabel(f"pipeline {state.name}")
+        task.advance(detail="validate" + (" (data unchanged: skipped)" if state.skipped else ""))
+        if not state.skipped:
+            for name in steps.STEPS[1:]:
+                state = steps.run_step(name, state, echo=echo, cache=cache)
+                task.advance(detail=name)
     return PipelineResult.from_state(state, cache.forecast)

@@ -58,6 +58,7 @@ from forecast.options import (
     _positive_int,
     model_name_problem,
 )
+from forecast.tuning.space import TuneOptions
 from forecast.yaml_input import load_yaml_text, read_yaml_text
 
 
@@ -175,6 +176,12 @@ class RegisterSection(PromotionOptions):
         return value
 
 
+class TuneSection(TuneOptions):
+    """A hyperparameter search (``forecast.tuning.space.TuneOptions``): trials, timeout, study,
+    storage, metric and the search space (``tune.space``). Validated with the pipeline; the
+    search itself runs with ``forecast tune`` (same settings as flags)."""
+
+
 class ForecastSection(_Section):
     """Where the forecast CSV goes (relative to the pipeline file's folder, or absolute)."""
 
@@ -231,6 +238,7 @@ with warnings.catch_warnings():
         train: TrainSection = Field(default_factory=TrainSection)
         evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
         register: RegisterSection | None = None
+        tune: TuneSection | None = None
         forecast: ForecastSection | None = None
         schedule: ScheduleSection | None = None
 
@@ -250,7 +258,7 @@ with warnings.catch_warnings():
 
         def digest(self) -> str:
             """A hash of everything that decides the trained model (not the schedule)."""
-            data = self.model_dump(mode="json", exclude={"schedule", "description"})
+            data = self.model_dump(mode="json", exclude={"schedule", "description", "tune"})
             return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -353,6 +353,7 @@ def train(state: StepState | dict, *, echo: Echo | None = None,
         frame, _config(spec), source=str(spec.data.path), time_col=state.time_col,
         val=split.val, test=split.test, borders=split.borders, register=None,
         experiment=spec.experiment, run_name=spec.name, tags=tags, end_stale=False,
+        fill=spec.data.fill, max_gap=spec.data.max_gap,
     )
     report = tracked.report
     if tracked.resumed:

@@ -117,59 +117,114 @@ def _tracking_store() -> str:
     return mlflow.get_tracking_uri()
 
 
+def _not_found(uri: str, exc: Exception) -> ModelError:
+    from mlflow.exceptions import MlflowException
+
+    message = exc.message if isinstance(exc, MlflowException) else str(exc)
+    message = " ".join(message.split())
+    return ModelError(
+        f"no loadable MLflow model at {uri!r} (tracking store {_tracking_store()}): "
+        f"{message}. Check the run id, model name, version or alias, and "
+        "MLFLOW_TRACKING_URI.")
+
+
+def _check_uri(uri) -> Path:
+    """The local path ``uri`` names (it may not exist: then ``uri`` is a URI).
+
+    Raises:
+        ModelError: ``uri`` is not a non-empty string, names a local path that does not exist,
+            or names a folder saved in forecast's older layout (no ``MLmodel``).
+    """
+    if not isinstance(uri, str) or not uri.strip():
+        raise ModelError(f"the model URI must be a non-empty string such as "
+                         f"'models:/NAME@champion' or 'runs:/RUN_ID/model'. Received: {uri!r}")
+    local = Path(uri).expanduser()
+    if "://" not in uri and ":/" not in uri and not local.exists():
+        raise _not_found(uri, FileNotFoundError(f"no such folder: {local}"))
+    if local.is_dir() and not (local / "MLmodel").is_file():
+        from forecast.forecaster import STATE_FILE
+
+        if (local / STATE_FILE).is_file():
+            raise ModelError(
+                f"{uri}: a forecaster saved by an older version of forecast (model.keras and "
+                f"{STATE_FILE}, no MLmodel), which holds no serving settings (time column, "
+                "reading settings). `forecast evaluate --model` still reads it; to forecast "
+                "with it, train and save it again with `forecast train ... --save PATH`.")
+    return local
+
+
+def download_model(uri: str, dst_path) -> Path:
+    """Copies the MLflow model at ``uri`` into the folder ``dst_path`` and verifies it.
+
+    A local folder is copied too, so it cannot change between the check and its use. The copy
+    is checked with ``verify_model_folder`` (its code file must be the ``model_code.py`` this
+    version of forecast writes); nothing of it runs here.
+
+    Args:
+        uri: ``runs:/…``, ``models:/NAME@alias``, ``models:/NAME/3`` or a local model folder.
+        dst_path: an existing (normally temporary) folder to copy into.
+
+    Returns:
+        The verified local model folder (holding ``MLmodel``).
+
+    Raises:
+        ModelError: nothing is stored at ``uri``, an older-layout folder (see
+            ``load_model``), or code that is not forecast's.
+
+    Example:
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     folder = download_model("models:/sales@champion", tmp)
+        ...     forecaster = Forecaster.load(folder)
+    """
+    local = _check_uri(uri)
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    try:
+        source = str(local) if local.exists() else uri
+        folder = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst_path))
+    except (MlflowException, OSError) as exc:
+        raise _not_found(uri, exc) from None
+    verify_model_folder(folder, uri=uri)
+    return Path(folder)
+
+
 def load_model(uri: str):
     """Loads the MLflow model at ``uri`` after checking that it runs only forecast's code.
 
-    The model is first copied to a temporary folder (``mlflow.artifacts.download_artifacts``;
-    a local folder is copied too, so it cannot change between the check and the load), checked
-    with ``verify_model_folder``, and loaded from that copy.
+    The model is first copied to a temporary folder (``download_model``:
+    ``mlflow.artifacts.download_artifacts``; a local folder is copied too, so it cannot change
+    between the check and the load), checked with ``verify_model_folder``, and loaded from that
+    copy.
 
     Args:
         uri: any model URI MLflow accepts: ``runs:/…``, ``models:/NAME@alias``,
-            ``models:/NAME/3``, or a local model folder. ``runs:/`` and ``models:/`` URIs are
-            resolved against the tracking server of ``MLFLOW_TRACKING_URI`` (or
-            ``mlflow.set_tracking_uri``).
+            ``models:/NAME/3``, or a local model folder (``forecast train --save PATH``).
+            ``runs:/`` and ``models:/`` URIs are resolved against the tracking server of
+            ``MLFLOW_TRACKING_URI`` (or ``mlflow.set_tracking_uri``).
 
     Returns:
         The ``mlflow.pyfunc.PyFuncModel``; ``.predict(history_frame)`` returns the forecast frame.
 
     Raises:
         ModelError: nothing is stored at ``uri`` or it cannot be loaded (the message names the
-            URI and the tracking store it was looked up in), or its code is not the code this
-            version of forecast writes (nothing of it has run then).
+            URI and the tracking store it was looked up in), a folder of forecast's older
+            ``--save`` layout (no MLmodel: the message says what to do), or its code is not the
+            code this version of forecast writes (nothing of it has run then).
 
     Example:
         >>> model = load_model("models:/sales@champion")
         >>> model.predict(recent)          # columns: date, y (horizon rows)
     """
-    if not isinstance(uri, str) or not uri.strip():
-        raise ModelError(f"the model URI must be a non-empty string such as "
-                         f"'models:/NAME@champion' or 'runs:/RUN_ID/model'. Received: {uri!r}")
-    import mlflow.artifacts
+    _check_uri(uri)
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
-    def not_found(exc: Exception) -> ModelError:
-        message = exc.message if isinstance(exc, MlflowException) else str(exc)
-        message = " ".join(message.split())
-        return ModelError(
-            f"no loadable MLflow model at {uri!r} (tracking store {_tracking_store()}): "
-            f"{message}. Check the run id, model name, version or alias, and "
-            "MLFLOW_TRACKING_URI.")
-
-    local = Path(uri).expanduser()
-    if "://" not in uri and ":/" not in uri and not local.exists():
-        raise not_found(FileNotFoundError(f"no such folder: {local}"))
     with tempfile.TemporaryDirectory(prefix="forecast-load-") as tmp:
+        folder = download_model(uri, tmp)
         try:
-            source = str(local) if local.exists() else uri
-            folder = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
-        except (MlflowException, OSError) as exc:
-            raise not_found(exc) from None
-        verify_model_folder(folder, uri=uri)
-        try:
-            return mlflow.pyfunc.load_model(folder)
+            return mlflow.pyfunc.load_model(str(folder))
         except ModelError as exc:
             raise ModelError(f"the model at {uri!r} cannot be loaded: {exc}") from None
         except (MlflowException, OSError) as exc:
-            raise not_found(exc) from None
+            raise _not_found(uri, exc) from None

@@ -175,7 +175,7 @@ def log_forecaster(forecaster, *, time_col: str | None, name: str = "model",
     output = forecast_history(forecaster, info, example, source="input_example")
     signature = forecaster_signature(example, output, time_col)
     with tempfile.TemporaryDirectory(prefix="forecast-model-") as tmp:
-        folder = forecaster.save(Path(tmp) / ARTIFACT_KEY)
+        folder = forecaster.write_files(Path(tmp) / ARTIFACT_KEY)
         info.write(folder)
         return mlflow.pyfunc.log_model(
             name=name,
@@ -186,3 +186,59 @@ def log_forecaster(forecaster, *, time_col: str | None, name: str = "model",
             pip_requirements=pip_requirements(),
             registered_model_name=registered_model_name,
         )
+
+
+def save_forecaster_model(forecaster, path, *, time_col: str | None,
+                          input_example: pd.DataFrame | None = None, fill: str = "interpolate",
+                          max_gap: int | None = None, reading=None) -> Path:
+    """Writes a fitted forecaster as an MLflow pyfunc model folder, as ``log_forecaster`` logs it.
+
+    The same model from code (``model_code.py``), the same ``"forecaster"`` artifact
+    (``model.keras``, ``forecaster.json``, ``serving.json`` with the reading settings), the same
+    signature, input example and pinned requirements, written by ``mlflow.pyfunc.save_model``
+    into a local folder instead of a run. ``forecast predict --model PATH``, ``forecast serve
+    PATH``, ``forecast.load(PATH)``, ``forecast evaluate --model PATH``,
+    ``mlflow models serve -m PATH`` and ``Forecaster.load(PATH)`` all read it.
+    ``Forecaster.save`` (``forecast train --save``) calls it into a staging folder.
+
+    Args:
+        forecaster: the fitted ``Forecaster``.
+        path: the folder to create (it must not exist: MLflow refuses to write into one).
+        time_col, input_example, fill, max_gap, reading: as for ``log_forecaster``.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ModelError: the forecaster is not fitted or has no frequency.
+        ConfigError: ``time_col`` or ``fill`` is invalid.
+        DataError: ``input_example`` lacks columns or rows.
+        OSError: the folder cannot be written.
+    """
+    import mlflow.pyfunc
+
+    from forecast.data.frequency import check_fill, check_max_gap
+
+    if time_col is None and isinstance(input_example, pd.DataFrame):
+        time_col = describe(input_example).time_col
+    check_fill(fill)
+    max_gap = None if max_gap is None else check_max_gap(max_gap)
+    if reading is None and isinstance(input_example, pd.DataFrame):
+        reading = describe(input_example).reading
+    info = ServingInfo.for_forecaster(forecaster, time_col=time_col, fill=fill, max_gap=max_gap,
+                                      reading=reading)
+    example = example_history(forecaster, info, input_example)
+    output = forecast_history(forecaster, info, example, source="input_example")
+    signature = forecaster_signature(example, output, time_col)
+    with tempfile.TemporaryDirectory(prefix="forecast-model-") as tmp:
+        folder = forecaster.write_files(Path(tmp) / ARTIFACT_KEY)
+        info.write(folder)
+        mlflow.pyfunc.save_model(
+            path=str(path),
+            python_model=str(MODEL_CODE),
+            artifacts={ARTIFACT_KEY: str(folder)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+        )
+    return Path(path)

@@ -152,6 +152,38 @@ def as_raw_history(frame: pd.DataFrame, time_col: str) -> pd.DataFrame:
     return out.reset_index()
 
 
+def model_input(model, history):
+    """The columns of ``history`` that a logged model reads, for ``model.predict``.
+
+    A CSV of recent history usually has the training file's layout, with columns the model does
+    not read (the training run named only some as targets and covariates). MLflow's schema
+    check drops such columns before the model sees them, logging "Found extra inputs in the
+    model input that are not defined in the model signature … will be ignored" for every call;
+    passing only the columns the signature names gives the model the same frame, without it.
+
+    Args:
+        model: the loaded ``mlflow.pyfunc.PyFuncModel`` (``forecast.serving.load_model``).
+        history: the raw history (a DataFrame); anything else is passed through unchanged.
+
+    Returns:
+        ``history`` with only the signature's columns, in their order in ``history``; unchanged
+        when the model has no column signature or ``history`` holds no other columns. Missing
+        columns are left missing: the model names them in its error.
+
+    Example:
+        >>> model.predict(model_input(model, read_history(csv)))
+    """
+    if not isinstance(history, pd.DataFrame):
+        return history
+    metadata = getattr(model, "metadata", None)
+    schema = metadata.get_input_schema() if metadata is not None else None
+    if schema is None or not schema.has_input_names():
+        return history
+    names = set(schema.input_names())
+    kept = [column for column in history.columns if column in names]
+    return history if len(kept) == len(history.columns) else history[kept]
+
+
 def forecast_history(forecaster, info: ServingInfo, history, *, source: str = SOURCE):
     """Validates raw history and forecasts the ``horizon`` steps after its last timestamp.
 

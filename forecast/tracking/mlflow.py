@@ -35,10 +35,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import subprocess
 import warnings
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 
 import keras
@@ -244,22 +246,112 @@ def guard_sqlite_stores() -> bool:
 
 
 def _experiment_id(experiment: str, artifact_root: str | None) -> str:
-    """The id of ``experiment``, created when missing (a concurrent creator is not an error)."""
+    """The id of ``experiment``, created when missing (a concurrent creator is not an error),
+    marked as a model-training experiment with forecast's runs-list view (``_experiment_tags``;
+    added to an existing experiment that lacks them)."""
     from mlflow.exceptions import MlflowException
 
     existing = mlflow.get_experiment_by_name(experiment)
     if existing is not None:
+        mark_model_training(existing)
         return existing.experiment_id
     location = f"{artifact_root}/{experiment}" if artifact_root else None
     try:
-        return mlflow.create_experiment(experiment, artifact_location=location)
+        return mlflow.create_experiment(experiment, artifact_location=location,
+                                        tags=_experiment_tags())
     except MlflowException as exc:
         if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
             raise
         existing = mlflow.get_experiment_by_name(experiment)
         if existing is None:
             raise
+        mark_model_training(existing)
         return existing.experiment_id
+
+
+#: the experiment tag by which MLflow's UI tells a GenAI experiment (traces, an "Overview" of
+#: latency and tokens) from a model-training one (runs, metrics, models), and forecast's value.
+#: MLflow's own UI sets it when a user picks the kind in the experiment's header.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: the URL query that opens MLflow 3.17's UI in its "Model training" view: its GenAI/Model
+#: training switch (top left; GenAI by default, remembered per browser) outranks the tag above.
+ML_VIEW_QUERY = "workflowType=machine_learning"
+#: a runs-list view stored in the experiment (MLflow's "shared view": the experiment tag
+#: ``mlflow.sharedViewState.<key>``, opened by ``viewStateShareKey=<key>`` in the URL): the
+#: headline metrics of ``forecast.tracking.run.headline`` and the best baseline as columns.
+VIEW_KEY = "forecast"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+VIEW_COLUMNS = ("metrics.`test_mae`", "metrics.`test_mase`", "metrics.`best_baseline_mae`",
+                "metrics.`skill_vs_best_baseline`", "tags.`forecast.best_baseline`")
+
+
+def _experiment_tags() -> dict[str, str]:
+    """The tags forecast gives its experiments: the kind and the runs-list view."""
+    return {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND,
+            VIEW_TAG: json.dumps({"selectedColumns": list(VIEW_COLUMNS)})}
+
+
+def mark_model_training(experiment) -> dict[str, str]:
+    """Gives an existing experiment the tags of ``_experiment_tags`` that it lacks.
+
+    An experiment whose kind a user chose in the UI (any value) keeps it.
+
+    Args:
+        experiment: an ``mlflow.entities.Experiment``.
+
+    Returns:
+        The tags set now.
+    """
+    missing = {key: value for key, value in _experiment_tags().items()
+               if not experiment.tags.get(key)}
+    client = mlflow.MlflowClient()
+    for key, value in list(missing.items()):
+        try:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+        except Exception:  # noqa: BLE001 - a read-only store still runs; the UI only looks
+            missing.pop(key)
+    return missing
+
+
+def ui_url(base: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
+    """A page of MLflow's UI in its model-training view.
+
+    Args:
+        base: the UI's address, e.g. ``http://127.0.0.1:5000``.
+        experiment_id: the experiment's runs, with the headline metrics as columns (default:
+            the list of experiments).
+        run_id: one run of that experiment.
+
+    Example:
+        >>> ui_url("http://127.0.0.1:5000", "1")
+        'http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning&viewStateShareKey=forecast'
+    """
+    base = base.rstrip("/")
+    if experiment_id is None:
+        return f"{base}/#/experiments?{ML_VIEW_QUERY}"
+    if run_id is not None:
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{ML_VIEW_QUERY}"
+    return (f"{base}/#/experiments/{experiment_id}/runs?{ML_VIEW_QUERY}"
+            f"&viewStateShareKey={VIEW_KEY}")
+
+
+def run_label(*parts, when: datetime | None = None) -> str:
+    """A run name that says what ran: the non-empty ``parts`` and a short local time.
+
+    Args:
+        parts: e.g. ``("lstm", "OT", "h24")``; None and empty parts are left out; spaces and
+            slashes become ``_``.
+        when: the time in the name (default now), as ``MMDD-HHMM``.
+
+    Example:
+        >>> run_label("backtest", "lstm", "OT", "h24", when=datetime(2026, 11, 30, 9, 17))
+        'backtest-lstm-OT-h24-1130-0917'
+    """
+    when = when or datetime.now()
+    words = ["_".join(str(part).replace("/", " ").split()) for part in parts
+             if part is not None and str(part).strip()]
+    return "-".join([*words, f"{when:%m%d-%H%M}"])[:250]
 
 
 def quiet_telemetry(uri: str) -> bool:

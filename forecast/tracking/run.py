@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from dataclasses import dataclass, field
 
 import mlflow
@@ -11,8 +12,15 @@ import pandas as pd
 import yaml
 
 from forecast.data.dataset import describe
-from forecast.evaluation import plot_error_by_step, plot_forecast, plot_training_curves
-from forecast.options import ForecasterConfig, parse_config
+from forecast.evaluation.metrics import compute_metrics
+from forecast.evaluation.plots import (
+    ForecastPanel,
+    plot_error_by_step,
+    plot_forecast_panels,
+    plot_training_curves,
+    spread_windows,
+)
+from forecast.options import POINT_METRICS, ForecasterConfig, parse_config
 from forecast.tracking import resume as resumes
 from forecast.tracking.mlflow import (
     DEFAULT_EXPERIMENT,
@@ -22,6 +30,7 @@ from forecast.tracking.mlflow import (
     log_dataset,
     log_metric_tables,
     log_per_step,
+    run_label,
     tracked_run,
 )
 from forecast.workflow import TrainReport, train_and_evaluate
@@ -61,8 +70,132 @@ class TrackedTraining:
         }}
 
 
+#: the MLflow table (``mlflow.log_table``) of the model beside every baseline.
+COMPARISON_TABLE = "comparison.json"
+#: the run tag naming the baseline the model is compared with (the best one on the test MAE).
+TAG_BEST_BASELINE = "forecast.best_baseline"
+#: the run's description in MLflow's UI (markdown).
+TAG_NOTE = "mlflow.note.content"
+#: the pipeline tag of a pipeline's run (``forecast.pipelines.watermark.TAG_NAME``).
+_TAG_PIPELINE = "pipeline.name"
+#: forecast windows drawn in ``plots/forecast_vs_actual.png``, spread over the test part.
+PLOT_WINDOWS = 4
+
+
+def _sig(value, digits: int = 4):
+    """``value`` rounded to ``digits`` significant digits (None for missing or non-finite)."""
+    if value is None or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(f"{float(value):.{digits}g}")
+
+
+def _rounded(values: dict) -> dict:
+    """Headline metrics as the runs list shows them: 4 significant digits (the full precision
+    stays in ``test.<who>.<metric>``)."""
+    return {name: _sig(value) for name, value in values.items() if _sig(value) is not None}
+
+
+def headline(metrics: dict) -> dict:
+    """The numbers a runs list shows as columns, and the verdict of the run's description.
+
+    The model is compared with its best baseline on the test MAE (the original units).
+
+    Args:
+        metrics: ``{"model": {...}, "baselines": {name: {...}}}`` (a ``TrainReport``'s, or a
+            backtest's mean or one fold's).
+
+    Returns:
+        ``{"metrics": {"test_mae", "test_rmse", "test_mase", "best_baseline_mae",
+        "best_baseline_mase", "skill_vs_best_baseline"} (those known), "best_baseline": name or
+        None, "verdict": one line}``; ``skill_vs_best_baseline`` is ``1 - model MAE / baseline
+        MAE`` (0.027: the model's error is 2.7 % lower; negative: the baseline is better).
+
+    Example:
+        >>> headline({"model": {"mae": 1.244}, "baselines": {"linear": {"mae": 1.279}}})["verdict"]
+        'MAE 1.244 vs linear 1.279: 2.7 % better'
+    """
+    model = metrics.get("model") or {}
+    values = {f"test_{name}": float(model[name]) for name in ("mae", "rmse", "mase")
+              if _sig(model.get(name)) is not None}
+    scores = {name: float(b["mae"]) for name, b in (metrics.get("baselines") or {}).items()
+              if _sig(b.get("mae")) is not None}
+    mae = values.get("test_mae")
+    if not scores or mae is None:
+        verdict = (f"MAE {mae:.4g}; no baseline to compare with" if mae is not None
+                   else "no test metrics")
+        return {"metrics": values, "best_baseline": None, "verdict": verdict}
+    best = min(scores, key=scores.get)
+    values["best_baseline_mae"] = scores[best]
+    best_mase = (metrics["baselines"][best] or {}).get("mase")
+    if _sig(best_mase) is not None:
+        values["best_baseline_mase"] = float(best_mase)
+    if scores[best] > 0:
+        skill = 1.0 - mae / scores[best]
+        values["skill_vs_best_baseline"] = skill
+        word = "better" if skill > 0 else "worse" if skill < 0 else ""
+        change = f"{abs(skill) * 100:.1f} % {word}" if word else "the same"
+        verdict = f"MAE {mae:.4g} vs {best} {scores[best]:.4g}: {change}"
+    else:
+        verdict = f"MAE {mae:.4g} vs {best} {scores[best]:.4g}"
+    return {"metrics": values, "best_baseline": best, "verdict": verdict}
+
+
+def comparison_table(metrics: dict, per_step: dict | None = None) -> pd.DataFrame:
+    """The model beside every baseline, overall and per horizon step, 4 significant digits.
+
+    Args:
+        metrics: ``{"model": {...}, "baselines": {name: {...}}}``.
+        per_step: ``{forecaster name: {metric: [horizon values]}}`` (``"model"`` included);
+            None for overall rows only.
+
+    Returns:
+        One row per forecaster and step: ``forecaster``, ``horizon_step`` (``"all"``, then
+        ``"1"``, ``"2"``, ...) and the point metrics (``mae``, ``rmse``, ``mape``, ``smape``,
+        ``mase``; missing ones None).
+    """
+    rows = []
+    forecasters = {"model": metrics["model"], **metrics.get("baselines", {})}
+    for name, values in forecasters.items():
+        rows.append({"forecaster": name, "horizon_step": "all",
+                     **{m: _sig(values.get(m)) for m in POINT_METRICS}})
+    steps = {name: (per_step or {}).get(name) or {} for name in forecasters}
+    horizon = max((len(v) for curves in steps.values() for v in curves.values()), default=0)
+    for step in range(horizon):  # step by step, every forecaster beside the model
+        for name, curves in steps.items():
+            if curves:
+                rows.append({"forecaster": name, "horizon_step": str(step + 1), **{
+                    m: _sig(curves[m][step]) if step < len(curves.get(m, ())) else None
+                    for m in POINT_METRICS}})
+    return pd.DataFrame(rows, columns=["forecaster", "horizon_step", *POINT_METRICS])
+
+
+def log_summary(metrics: dict, *, per_step: dict | None = None, details: str = "",
+                table: str = COMPARISON_TABLE) -> dict:
+    """The headline metrics, the comparison table and the description of the active run.
+
+    Args:
+        metrics: ``{"model": {...}, "baselines": {name: {...}}}``.
+        per_step: as ``comparison_table``.
+        details: markdown added to the description under the verdict.
+        table: the table's artifact path.
+
+    Returns:
+        ``headline(metrics)``.
+    """
+    summary = headline(metrics)
+    if summary["metrics"]:
+        mlflow.log_metrics(_rounded(summary["metrics"]))
+    mlflow.log_table(comparison_table(metrics, per_step), artifact_file=table)
+    note = summary["verdict"] + (f"\n\n{details}" if details else "")
+    mlflow.set_tags({TAG_NOTE: note,
+                     **({TAG_BEST_BASELINE: summary["best_baseline"]}
+                        if summary["best_baseline"] else {})})
+    return summary
+
+
 def log_report(report: TrainReport) -> None:
-    """Final metrics (model and every baseline, overall and per horizon step) and the plots."""
+    """Final metrics (model and every baseline, overall and per horizon step), the headline
+    metrics and the comparison table (``log_summary``) and the plots."""
     metrics = report.to_dict()
     log_metric_tables("test.model", metrics["model"])
     for name, values in metrics["baselines"].items():
@@ -74,30 +207,103 @@ def log_report(report: TrainReport) -> None:
     training = metrics["training"]
     mlflow.log_metrics({"train.seconds": training["seconds"],
                         "train.epochs_run": training["epochs_run"] or 0})
-    _log_plots(report)
+    baselines = _baseline_forecasts(report)
+    per_step = {"model": report.per_step, **{name: steps for name, (_, steps) in
+                                             baselines.items()}}
+    sizes = report.sizes
+    details = (f"{report.forecaster.resolved.summary()}\n\n"
+               f"Test part: {sizes.get('test')} rows, {sizes.get('test_windows')} forecast "
+               f"windows; trained {training['epochs_run']} epochs in {training['seconds']} s. "
+               f"The table `{COMPARISON_TABLE}` has every baseline, overall and per horizon step.")
+    log_summary({"model": metrics["model"], "baselines": metrics["baselines"]},
+                per_step=per_step, details=details)
+    _log_plots(report, {name: pred for name, (pred, _) in baselines.items()}, per_step)
 
 
-def _log_plots(report: TrainReport) -> None:
+def _baseline_forecasts(report: TrainReport) -> dict:
+    """``{baseline: (forecasts of every test window, per-step metrics)}``, original units."""
+    forecaster = report.forecaster
+    if report.test is None or report.y_true is None or not len(report.y_true):
+        return {}
+    try:
+        y_true, forecasts = forecaster.predict_windows_of(report.test,
+                                                          forecaster.baseline_predictors())
+    except Exception as exc:  # noqa: BLE001 - the plots and table go without the baselines
+        logger.warning("baselines not drawn: %s", exc)
+        return {}
+    result = {}
+    for name, pred in forecasts.items():
+        steps = compute_metrics(y_true, pred, insample=forecaster.insample,
+                                season=forecaster.season)["per_step"]
+        result[name] = (pred, steps)
+    return result
+
+
+def forecast_panels(report: TrainReport, baselines: dict, count: int = PLOT_WINDOWS
+                ) -> tuple[list[ForecastPanel], int]:
+    """``count`` test windows spread over the test part, with the baselines' forecasts.
+
+    Returns:
+        (the panels, the number of test windows).
+    """
+    spec = report.forecaster.spec
+    test = report.test
+    starts = spec.window_starts(test)
+    n = min(len(starts), len(report.y_true))
+    targets = list(spec.targets)
+    times = test.index.get_level_values(-1) if isinstance(test.index, pd.MultiIndex) \
+        else test.index
+    panels = []
+    for i in spread_windows(n, count):
+        start = int(starts[i])
+        label = None
+        if isinstance(test.index, pd.MultiIndex):
+            first = times[start + spec.lookback]
+            label = f"{test.index[start][0]}, from {pd.Timestamp(first):%Y-%m-%d %H:%M}"
+        panels.append(ForecastPanel(
+            times=times[start + spec.lookback: start + spec.min_rows],
+            actual=report.y_true[i],
+            forecasts={"model": report.y_pred[i],
+                       **{name: pred[i] for name, pred in baselines.items()}},
+            history=test.iloc[start: start + spec.lookback][targets].to_numpy(),
+            history_times=times[start: start + spec.lookback], label=label))
+    return panels, n
+
+
+def _log_plots(report: TrainReport, baselines: dict | None = None,
+               per_step: dict | None = None) -> None:
     forecaster = report.forecaster
     spec = forecaster.spec
     figures = {}
     if forecaster.fit_result and forecaster.fit_result.history:
         figures["plots/training_curves.png"] = plot_training_curves(
             forecaster.fit_result.history, title="training")
+    others = {name: steps for name, steps in (per_step or {}).items() if name != "model"}
     figures["plots/error_by_step.png"] = plot_error_by_step(
-        report.per_step, title="test error by horizon step")
+        report.per_step, baselines=others or None,
+        title="test MAE by horizon step: model (solid) and baselines (dashed)")
     if report.test is not None and report.y_true is not None and len(report.y_true):
-        start = spec.window_starts(report.test)[-1]
-        times = report.test.index[start + spec.lookback: start + spec.min_rows]
-        history_rows = report.test.iloc[start: start + spec.lookback]
-        figures["plots/forecast_vs_actual.png"] = plot_forecast(
-            report.y_true[-1], report.y_pred[-1],
-            history=history_rows[list(spec.targets)].to_numpy(),
-            quantiles=forecaster.quantiles, times=times, history_times=history_rows.index,
-            target_names=list(spec.targets), title="last test window",
-        )
+        panels, n = forecast_panels(report, baselines or {})
+        figures["plots/forecast_vs_actual.png"] = plot_forecast_panels(
+            panels, quantiles=forecaster.quantiles, target_names=list(spec.targets),
+            title=f"test part: {len(panels)} of {n} forecast windows, model (solid) and "
+                  "baselines (dashed)")
     for path, figure in figures.items():
         mlflow.log_figure(figure, path)
+
+
+def what_ran(config: ForecasterConfig, frame: pd.DataFrame) -> list[str]:
+    """The parts of a run name that say what was trained: cell, target(s), horizon.
+
+    Example:
+        >>> frame = load_csv("datasets/ETTh1.csv", targets=["OT"])
+        >>> what_ran(parse_config({"horizon": 24}), frame)
+        ['lstm', 'OT', 'h24']
+    """
+    targets = list(describe(frame).targets)
+    target = targets[0] if len(targets) == 1 else (
+        f"{targets[0]}+{len(targets) - 1}" if targets else None)
+    return [config.model.cell, target, f"h{config.horizon}"]
 
 
 def train_tracked(
@@ -117,6 +323,8 @@ def train_tracked(
     run_name: str | None = None,
     tags: dict | None = None,
     end_stale: bool = True,
+    fill: str = "interpolate",
+    max_gap: int | None = None,
 ) -> TrackedTraining:
     """Trains and evaluates inside an MLflow run that ends FINISHED or FAILED.
 
@@ -130,10 +338,14 @@ def train_tracked(
             ``forecast.evaluation.promotion.register_and_promote`` decides the champion (the
             model, the current champion or the best baseline, on the same backtest folds).
         promote_metric, promote_folds, allow_worse_than_baseline: the promotion rule.
-        experiment, run_name, tags: where the run goes and how it is labelled.
+        experiment, run_name, tags: where the run goes and how it is labelled; the name
+            defaults to what ran and when (``lstm-OT-h24-1130-0917``); a pipeline's run (tag
+            ``pipeline.name`` equal to ``run_name``) is named ``pipeline-NAME-lstm-OT-h24-...``.
         end_stale: first end, as KILLED, the RUNNING runs of ``experiment`` whose owner
             process on this host is gone (``forecast.tracking.stale``); a pipeline does this
             for its own runs in ``validate`` and passes False.
+        fill, max_gap: how the served model fills gaps in the history it is sent (as the
+            training file was read: ``--fill``, ``--max-gap``).
 
     With ``config.train.checkpoint_dir`` set, the run is recorded in
     ``<checkpoint_dir>/forecast-run.json``; when the folder holds the backup of a killed
@@ -158,6 +370,11 @@ def train_tracked(
     requested = config.model_dump(mode="json")
     settings = {k: v for k, v in requested.items() if k not in ("train", "batch_size")}
     resume = resumes.check(checkpoint_dir, settings) if checkpoint_dir is not None else None
+    pipeline = (tags or {}).get(_TAG_PIPELINE)
+    if run_name is None:
+        run_name = run_label(*what_ran(config, frame))
+    elif pipeline and run_name == pipeline:  # a pipeline's run: its name, then what ran
+        run_name = run_label("pipeline", pipeline, *what_ran(config, frame))
     with tracked_run(run_name, experiment=experiment, tags=tags) as run:
         # what was asked, kept even when training fails; the params are what was used
         mlflow.log_text(yaml.safe_dump(requested, sort_keys=False), "config.requested.yaml")
@@ -184,7 +401,8 @@ def train_tracked(
                          "forecast.setup": config.setup})
         log_report(report)
         history = report.test if report.test is not None else frame
-        info = log_forecaster(report.forecaster, time_col=time_col, input_example=history)
+        info = log_forecaster(report.forecaster, time_col=time_col, input_example=history,
+                              fill=fill, max_gap=max_gap)
         result = TrackedTraining(report, run.info.run_id, info.model_uri,
                                  resumed=None if resume is None else resume.to_dict(),
                                  stale_runs=stale_lines)
@@ -239,3 +457,117 @@ def _resumed(report: TrainReport, expected: resumes.Resume | None,
         expected.from_epoch = initial
     mlflow.set_tag(resumes.TAG_RESUMED_FROM, str(initial))
     return expected
+
+
+def backtest_tracked(
+    frame: pd.DataFrame,
+    config: dict | ForecasterConfig,
+    *,
+    folds: int = 3,
+    fold_size: int | None = None,
+    mode: str = "expanding",
+    source: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    run_name: str | None = None,
+    tags: dict | None = None,
+) -> dict:
+    """``forecast.workflow.run_backtest`` recorded in MLflow: a parent run with one nested run
+    per fold.
+
+    The parent (``backtest-lstm-OT-h24-1130-0917``) holds the settings as params, the dataset,
+    the mean metrics of the model and of every baseline (``backtest.<who>.<metric>``), the
+    headline metrics (``test_mae``, ``best_baseline_mae``, ``skill_vs_best_baseline``, ...: the
+    mean over the folds' test parts), a description with the verdict, the comparison table
+    (one row per forecaster and fold, and the mean) and ``backtest.json``. Each fold's run
+    (``fold-0``, ...) holds its ranges as params and its metrics: ``<who>.<metric>`` and the
+    same headline metrics.
+
+    Args:
+        frame: a ``load_csv`` frame (original units).
+        config: the forecaster's settings.
+        folds, fold_size, mode: the rolling-origin layout (``run_backtest``).
+        source: where the data came from (the CSV path), for lineage.
+        experiment, run_name, tags: where the run goes and how it is labelled.
+
+    Returns:
+        ``run_backtest``'s report with ``"mlflow": {"run_id", "experiment_id",
+        "fold_run_ids"}``.
+
+    Raises:
+        ForecastError: as ``run_backtest``; the parent run is then FAILED with the message.
+    """
+    from forecast.workflow import run_backtest
+
+    config = parse_config(config)
+    run_name = run_name or run_label("backtest", *what_ran(config, frame))
+    with tracked_run(run_name, experiment=experiment,
+                     tags={"forecast.command": "backtest", **(tags or {})}) as run:
+        log_dataset(frame, source=source, context="backtest")
+        report = run_backtest(frame, config, folds=folds, fold_size=fold_size, mode=mode)
+        settings = report.get("settings", {})
+        used = config.model_dump(mode="json")
+        used["lookback"] = settings.get("lookback", used.get("lookback"))
+        log_config({"config": used,
+                    "backtest": {"folds": folds, "fold_size": settings.get("fold_size",
+                                                                           fold_size),
+                                 "mode": mode},
+                    "data": {"source": source}})
+        log_metric_tables("backtest.model", report["model"])
+        for name, values in report["baselines"].items():
+            log_metric_tables(f"backtest.{name}", values)
+        fold_ids = [_log_fold(fold, run.info.experiment_id, config.model.cell)
+                    for fold in report["folds"]]
+        details = (f"Rolling-origin backtest ({mode}), {len(report['folds'])} folds of "
+                   f"{settings.get('fold_size', fold_size)} test rows; the mean over the "
+                   f"folds. One nested run per fold. The table `{COMPARISON_TABLE}` has every "
+                   "forecaster per fold.")
+        summary = headline(report)
+        mlflow.log_metrics(_rounded(summary["metrics"]))
+        mlflow.log_table(_fold_table(report), artifact_file=COMPARISON_TABLE)
+        mlflow.set_tags({TAG_NOTE: f"{summary['verdict']} (mean of {len(report['folds'])} "
+                                   f"folds)\n\n{details}",
+                         **({TAG_BEST_BASELINE: summary["best_baseline"]}
+                            if summary["best_baseline"] else {})})
+        mlflow.log_dict(report, "backtest.json")
+    return {**report, "mlflow": {"run_id": run.info.run_id,
+                                 "experiment_id": run.info.experiment_id,
+                                 "fold_run_ids": fold_ids}}
+
+
+def _log_fold(fold: dict, experiment_id: str, cell: str) -> str:
+    """One fold as a nested run of the active run; returns its id."""
+    from forecast.tracking.stale import owner_tags
+
+    who = {name: values for name, values in fold.items()
+           if isinstance(values, dict) and name != "model"}
+    with mlflow.start_run(run_name=f"fold-{fold.get('index', 0)}", nested=True,
+                          experiment_id=experiment_id,
+                          tags={**owner_tags(), "forecast.command": "backtest",
+                                "forecast.fold": str(fold.get("index", 0))}) as child:
+        mlflow.log_params({key: fold[key] for key in ("index", "fit_start", "fit_end", "origin",
+                                                      "test_end", "fit_rows", "test_rows",
+                                                      "n_windows") if key in fold})
+        mlflow.log_param("cell", cell)
+        log_metric_tables("model", fold["model"])
+        for name, values in who.items():
+            log_metric_tables(name, values)
+        summary = headline({"model": fold["model"], "baselines": who})
+        mlflow.log_metrics(_rounded(summary["metrics"]))
+        mlflow.set_tag(TAG_NOTE, f"fold {fold.get('index', 0)}: forecast {fold['origin']} -> "
+                                 f"{fold['test_end']}; {summary['verdict']}")
+    return child.info.run_id
+
+
+def _fold_table(report: dict) -> pd.DataFrame:
+    """The comparison table of a backtest: each forecaster per fold, then the mean."""
+    rows = []
+    forecasters = ["model", *report["baselines"]]
+    for name in forecasters:
+        for fold in report["folds"]:
+            values = fold.get(name) or {}
+            rows.append({"forecaster": name, "fold": str(fold.get("index", "")),
+                         **{m: _sig(values.get(m)) for m in POINT_METRICS}})
+        mean = report["model"] if name == "model" else report["baselines"][name]
+        rows.append({"forecaster": name, "fold": "mean",
+                     **{m: _sig(mean.get(m)) for m in POINT_METRICS}})
+    return pd.DataFrame(rows, columns=["forecaster", "fold", *POINT_METRICS])

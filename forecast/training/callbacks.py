@@ -60,3 +60,42 @@ class DivergenceGuard(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch
         self._check(logs, ("loss", "val_loss"), None)
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Reports each finished epoch to a progress task (``forecast.progress``): its number out of
+    the epochs asked for, ``loss`` and ``val_loss``, elapsed time and ETA. ``fit`` uses it in
+    place of Keras's own per-epoch printing while a progress display is active.
+
+    Args:
+        task: a ``forecast.progress.Task`` counting epochs (total: the epochs asked for).
+        keys: the logged values shown, when logged.
+
+    Example:
+        >>> with progress.task("epoch", total=20) as task:
+        ...     model.fit(..., epochs=20, verbose=0, callbacks=[EpochProgress(task)])
+        # epoch 3/20 loss 0.41 val_loss 0.39 (12 s, ~60 s left)
+    """
+
+    def __init__(self, task, keys: tuple[str, ...] = ("loss", "val_loss")):
+        super().__init__()
+        self.task = task
+        self.keys = tuple(keys)
+        self._started = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._started:  # a resumed run starts after the epochs done before
+            self._started = True
+            if epoch:
+                self.task.skip_to(int(epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        shown = {}
+        for key in self.keys:
+            if key in logs and logs[key] is not None:
+                try:
+                    shown[key] = float(logs[key])
+                except (TypeError, ValueError):
+                    continue
+        self.task.advance(**shown)

@@ -5,6 +5,9 @@ Adam with an optional gradient ``clipnorm``; the loss and learning-rate schedule
 ModelCheckpoint (best ``.keras``) and BackupAndRestore (resume a killed run), and a divergence
 guard that turns a NaN/inf loss into a ``ModelError``, as it does a finite loss that ends more
 than ``DIVERGENCE_FACTOR`` times above forecasts that learn nothing (``reference_losses``).
+Each epoch is reported to the current ``forecast.progress`` display (``EpochProgress``) in place
+of Keras's own lines when one is active; with none (a library user's default) Keras prints as
+``verbose`` says, and ``verbose=0`` is silent either way.
 
 Distributed training: pass a ``tf.distribute`` strategy (``make_strategy(config.strategy)``).
 The model must already have been *built* under ``strategy.scope()`` by the caller (its variables
@@ -35,7 +38,8 @@ import tensorflow as tf
 from pydantic import ValidationError
 
 from forecast.errors import ConfigError, ModelError
-from forecast.training.callbacks import DivergenceGuard
+from forecast.progress import resolve as resolve_progress
+from forecast.training.callbacks import DivergenceGuard, EpochProgress
 from forecast.training.config import TrainConfig
 from forecast.training.distributed import ClusterRole, is_multi_worker, strategy_name, worker_role
 from forecast.training.loop import train_loop
@@ -247,7 +251,8 @@ def _callbacks(config: TrainConfig, monitor: str, role: ClusterRole, scratch: Pa
 
 
 def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=None,
-        strategy=None, reference_losses: dict[str, float] | None = None) -> FitResult:
+        strategy=None, reference_losses: dict[str, float] | None = None,
+        progress=None) -> FitResult:
     """Compiles ``model`` (Adam) and trains it.
 
     Args:
@@ -263,6 +268,10 @@ def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=Non
             (``reference_losses`` of ``val_ds``, else of ``train_ds``); training fails when
             the kept weights' loss is above ``DIVERGENCE_FACTOR`` times the largest. None: no
             such check.
+        progress: a ``forecast.progress`` display (None: ``forecast.progress.current()``,
+            silent unless set). While one is active and ``config.verbose`` is not 0, each
+            epoch is reported to it (epoch k/n, loss, val_loss, elapsed, ETA) instead of Keras
+            printing its own lines; ``verbose=0`` stays silent.
 
     Returns:
         A ``FitResult``.
@@ -298,7 +307,8 @@ def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=Non
         scratch = Path(tempfile.mkdtemp(prefix=f"forecast-{role.task_type}{role.task_index}-"))
     try:
         history, guard, early, checkpoint_path = _train(
-            model, train_ds, val_ds, config, callbacks, strategy, role, monitor, scratch)
+            model, train_ds, val_ds, config, callbacks, strategy, role, monitor, scratch,
+            resolve_progress(progress))
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -358,7 +368,8 @@ def _check_strategy(model, config: TrainConfig, strategy) -> None:
         )
 
 
-def _train(model, train_ds, val_ds, config, extra_callbacks, strategy, role, monitor, scratch):
+def _train(model, train_ds, val_ds, config, extra_callbacks, strategy, role, monitor, scratch,
+           display):
     own, guard, early, checkpoint_path = _callbacks(config, monitor, role, scratch)
     loss = resolve_loss(config)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
@@ -373,26 +384,35 @@ def _train(model, train_ds, val_ds, config, extra_callbacks, strategy, role, mon
         model.compile(optimizer=optimizer, loss=loss)
 
     callbacks = own + list(extra_callbacks or [])
-    try:
-        if is_multi_worker(strategy):
-            history = train_loop(
-                model, train_ds, val_ds, loss=loss, strategy=strategy, epochs=config.epochs,
-                callbacks=callbacks, verbose=config.verbose, show_progress=role.is_chief,
-            )
-        else:
-            history = model.fit(
-                train_ds,
-                validation_data=val_ds,
-                epochs=config.epochs,
-                callbacks=callbacks,
-                verbose=config.verbose,
-                shuffle=False,  # tf.data datasets are shuffled by make_dataset(shuffle=True)
-            )
-    except (ValueError, tf.errors.InvalidArgumentError) as exc:
-        raise ModelError(
-            f"training failed: {exc}. Check that the model's input and output shapes match the "
-            "dataset's (inputs (batch, lookback, features), targets (batch, horizon, targets))."
-        ) from exc
+    # a progress display replaces Keras's per-epoch printing; verbose=0 stays silent
+    shown = display.active and config.verbose != 0
+    verbose = 0 if shown else config.verbose
+    epochs_task = (display.task("epoch", total=config.epochs) if shown and role.is_chief
+                   else contextlib.nullcontext())
+    with epochs_task as task:
+        if task is not None:
+            callbacks.append(EpochProgress(task))
+        try:
+            if is_multi_worker(strategy):
+                history = train_loop(
+                    model, train_ds, val_ds, loss=loss, strategy=strategy, epochs=config.epochs,
+                    callbacks=callbacks, verbose=verbose, show_progress=role.is_chief,
+                )
+            else:
+                history = model.fit(
+                    train_ds,
+                    validation_data=val_ds,
+                    epochs=config.epochs,
+                    callbacks=callbacks,
+                    verbose=verbose,
+                    shuffle=False,  # tf.data datasets are shuffled by make_dataset(shuffle=True)
+                )
+        except (ValueError, tf.errors.InvalidArgumentError) as exc:
+            raise ModelError(
+                f"training failed: {exc}. Check that the model's input and output shapes match "
+                "the dataset's (inputs (batch, lookback, features), targets (batch, horizon, "
+                "targets))."
+            ) from exc
     return history, guard, early, checkpoint_path
 
 

@@ -76,7 +76,8 @@ def test_co2_weekly_with_empty_weeks_is_filled():
     expected = [317.9 + k * (315.8 - 317.9) / 6 for k in range(1, 6)]
     assert frame.loc["1958-05-31":"1958-06-28", "co2"].tolist() == pytest.approx(expected)
     fails(DataError, lambda: load_csv(DATASETS / "co2.csv", max_gap=4),
-          "co2.csv", "'co2'", "max_gap=4", "pass max_gap=")
+          "co2.csv", "'co2'", "--max-gap 4 steps", "pass --max-gap 5",
+          "`data.max_gap`")
 
 
 def test_targets_and_covariates_are_ordered_and_others_dropped(tmp_path):
@@ -300,13 +301,13 @@ def test_duplicate_column_names(tmp_path):
 
 def test_no_time_column(tmp_path):
     fails(DataError, lambda: load_csv(write(tmp_path, "a,b\n1,2\n3,4\n")), "data.csv",
-          "no time column", "'a', 'b'", "time_col=")
+          "no time column", "'a', 'b'", "--time-col", "`data.time_col`")
 
 
 def test_two_time_like_columns(tmp_path):
     text = "date,updated,y\n2024-01-01,2024-02-01 10:00,1\n2024-01-02,2024-02-02 10:00,2\n"
     fails(DataError, lambda: load_csv(write(tmp_path, text)), "data.csv", "'date', 'updated'",
-          "time_col=")
+          "--time-col date", "`data.time_col: date`")
     assert len(load_csv(write(tmp_path, text), time_col="date")) == 2
 
 
@@ -354,17 +355,17 @@ def test_text_in_named_target(tmp_path):
 
 def test_no_numeric_column(tmp_path):
     fails(DataError, lambda: load_csv(write(tmp_path, "date,name\n2024-01-01,a\n")),
-          "data.csv", "no numeric column", "'date', 'name'", "targets=")
+          "data.csv", "no numeric column", "'date', 'name'", "--target", "`data.targets`")
 
 
 def test_target_column_missing(tmp_path):
     fails(DataError, lambda: load_csv(write(tmp_path, hourly(3)), targets=["y", "OT"]),
-          "data.csv", "targets=", "'OT'", "The columns are: 'date', 'y'")
+          "data.csv", "--target (YAML `data.targets`)", "'OT'", "The columns are: 'date', 'y'")
 
 
 def test_covariate_column_missing(tmp_path):
     fails(DataError, lambda: load_csv(write(tmp_path, hourly(3)), covariates="temp"),
-          "data.csv", "covariates=", "'temp'", "'date', 'y'")
+          "data.csv", "--covariate (YAML `data.covariates`)", "'temp'", "'date', 'y'")
 
 
 def test_inf_in_target(tmp_path):
@@ -376,20 +377,20 @@ def test_inf_in_target(tmp_path):
 def test_duplicate_timestamps_error(tmp_path):
     text = "date,y\n2024-01-01,1\n2024-01-02,2\n2024-01-02,3\n2024-01-03,4\n"
     fails(DataError, lambda: load_csv(write(tmp_path, text)), "data.csv",
-          "2024-01-02 00:00:00", "lines 3, 4", "duplicates='first', 'last' or 'mean'",
-          "id_col=")
+          "2024-01-02 00:00:00", "lines 3, 4", "--duplicates first, last or mean",
+          "`data.duplicates`", "--id-col COLUMN (YAML `data.id_col`)")
 
 
 def test_irregular_timestamps(tmp_path):
     text = ("date,y\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n2024-01-01 02:30,3\n"
             "2024-01-01 03:00,4\n2024-01-01 04:00,5\n2024-01-01 05:00,6\n")
     fails(DataError, lambda: load_csv(write(tmp_path, text)), "data.csv", "irregular",
-          "line 4", "0 days 01:00:00", "freq=")
+          "line 4", "0 days 01:00:00", "--freq (YAML `data.freq`)")
 
 
 def test_single_row_needs_freq(tmp_path):
     path = write(tmp_path, "date,y\n2024-01-01,1\n")
-    fails(DataError, lambda: load_csv(path), "data.csv", "single timestamp", "freq=")
+    fails(DataError, lambda: load_csv(path), "data.csv", "single timestamp", "--freq h")
     assert load_csv(path, freq="D")["y"].tolist() == [1.0]
 
 
@@ -398,7 +399,7 @@ def test_gap_longer_than_max_gap(tmp_path):
     fails(DataError, lambda: load_csv(write(tmp_path, text)), "data.csv",
           "28 consecutive timestamp(s) are missing", "2024-01-01 02:00:00",
           "2024-01-02 05:00:00", "between line 3 and line 4",
-          f"max_gap={DEFAULT_MAX_GAP}", "pass max_gap=28")
+          f"--max-gap {DEFAULT_MAX_GAP} steps", "pass --max-gap 28", "`data.max_gap`")
     assert len(load_csv(write(tmp_path, text), max_gap=28)) == 31
 
 
@@ -406,19 +407,20 @@ def test_empty_cells_beyond_max_gap(tmp_path):
     text = "date,y\n2024-01-01,1\n2024-01-02,\n2024-01-03,\n2024-01-04,\n2024-01-05,5\n"
     fails(DataError, lambda: load_csv(write(tmp_path, text), max_gap=2), "data.csv",
           "'y' is missing 3 consecutive value(s)", "2024-01-02", "2024-01-04",
-          "empty on lines 3 to 5", "pass max_gap=3")
+          "empty on lines 3 to 5", "pass --max-gap 3")
 
 
 def test_fill_error_refuses_any_gap(tmp_path):
     text = "date,y\n2024-01-01,1\n2024-01-02,\n2024-01-03,3\n"
     fails(DataError, lambda: load_csv(write(tmp_path, text), fill="error"), "data.csv",
-          "'y'", "empty on line 3", "fill='error' refuses gaps", "fill='interpolate'")
+          "'y'", "empty on line 3", "--fill error (YAML `data.fill: error`) refuses gaps",
+          "--fill interpolate")
 
 
 def test_leading_nan_cannot_be_interpolated(tmp_path):
     text = "date,y,x\n2024-01-01,,1\n2024-01-02,,2\n2024-01-03,3,3\n"
     fails(DataError, lambda: load_csv(write(tmp_path, text)), "data.csv", "'y'",
-          "at the start", "empty on lines 2 to 3", "no value before them", "fill='zero'")
+          "at the start", "empty on lines 2 to 3", "no value before them", "--fill zero")
 
 
 def test_trailing_nan_cannot_be_interpolated(tmp_path):
@@ -451,7 +453,7 @@ def test_long_format_mixed_frequencies(tmp_path):
     text = ("id,date,y\n" + "".join(f"a,2024-01-01 {h:02d}:00,{h}\n" for h in range(6))
             + "".join(f"b,2024-01-0{d},{d}\n" for d in range(1, 4)))
     fails(DataError, lambda: load_csv(write(tmp_path, text), id_col="id"), "data.csv",
-          "one frequency", "series 'b'", "'D'", "'h'", "freq=")
+          "one frequency", "series 'b'", "'D'", "'h'", "--freq")
 
 
 def test_long_format_duplicates_name_the_series(tmp_path):
@@ -462,7 +464,7 @@ def test_long_format_duplicates_name_the_series(tmp_path):
 
 def test_id_column_missing(tmp_path):
     fails(DataError, lambda: load_csv(write(tmp_path, hourly(3)), id_col="store"),
-          "data.csv", "id_col=", "'store'", "'date', 'y'")
+          "data.csv", "--id-col (YAML `data.id_col`)", "'store'", "'date', 'y'")
 
 
 # --------------------------------------------------------------------------- bad options
@@ -527,6 +529,6 @@ def test_empty_datetime_cell_in_frame():
 def test_long_format_single_timestamps_need_freq(tmp_path):
     path = write(tmp_path, "k,date,v\na,2024-01-01,1\nb,2024-01-02,2\n")
     fails(DataError, lambda: load_csv(path, id_col="k"), "data.csv", "series 'a'",
-          "single timestamp", "freq=")
+          "single timestamp", "--freq")
     frame = load_csv(path, id_col="k", freq="D")
     assert frame.loc["b", "v"].tolist() == [2.0]
