@@ -23,6 +23,7 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -46,6 +47,9 @@ from forecast.models.setups import get_setup
 from forecast.options import NETWORK, ForecasterConfig, ResolvedSettings, parse_config
 from forecast.training import FitResult, fit, make_strategy, resolve_loss, set_seed
 from forecast.training.fit import reference_losses
+
+if TYPE_CHECKING:  # imported where used: forecast.evaluation brings matplotlib along
+    from forecast.evaluation.intervals import ConformalIntervals
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "forecaster.json"
@@ -247,6 +251,11 @@ class Forecaster:
         #: the saved ``ServingInfo`` as a dict (time column, fill, max_gap, reading) when the
         #: folder loaded had one
         self.serving: dict | None = None
+        #: conformal prediction intervals (``calibrate``): ``predict`` adds
+        #: ``<target>_lo_<pct>``/``<target>_hi_<pct>`` columns when set
+        self.intervals: ConformalIntervals | None = None
+        #: the baselines' own conformal intervals, from the same calibration windows
+        self.baseline_intervals: dict[str, ConformalIntervals] = {}
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -521,7 +530,53 @@ class Forecaster:
         copy.time_col, copy.reading, copy.serving = self.time_col, self.reading, self.serving
         copy.model = baseline_from_json(json.dumps(self.baselines[name]))
         copy.kind = name
+        copy.intervals = self.baseline_intervals.get(name)
+        copy.baseline_intervals = self.baseline_intervals
         return copy
+
+    # -- prediction intervals -----------------------------------------------------------------
+
+    def calibrate(self, frame: pd.DataFrame, levels, *,
+                  calibration: str = "validation") -> Forecaster:
+        """Conformal prediction intervals from windows the forecaster did not train on.
+
+        The forecaster (and each fitted baseline, for its own intervals) forecasts every
+        window of ``frame``; the per-step absolute errors (for a quantile model, the
+        conformalized quantile regression scores of its outermost band) give the half-widths
+        (``forecast.evaluation.intervals``). ``train_and_evaluate`` passes the validation part.
+
+        Args:
+            frame: rows in original units starting with ``lookback`` rows of context, none of
+                them trained on.
+            levels: coverage levels in (0, 1), e.g. ``(0.8, 0.95)``.
+            calibration: where ``frame`` came from, recorded with the intervals.
+
+        Returns:
+            self, with ``intervals`` and ``baseline_intervals`` set.
+
+        Raises:
+            ConfigError: a bad level; DataError: ``frame`` holds no window.
+        """
+        from forecast.evaluation.intervals import calibrate
+
+        self._require_fitted()
+        if self.spec.n_windows(frame) < 1:
+            raise DataError(
+                f"conformal intervals need calibration windows: the {calibration} part holds "
+                f"none (at least lookback {self.spec.lookback} + horizon {self.spec.horizon} "
+                "rows). Raise --val (YAML `split.val`) or drop --interval.")
+        predictors = {"model": self.model}
+        if self.kind == NETWORK:
+            predictors.update(self.baseline_predictors())
+        y_true, forecasts = self.predict_windows_of(frame, predictors)
+        targets = list(self.spec.targets)
+        quantiles = self.quantiles if forecasts["model"].ndim == 4 else None
+        self.intervals = calibrate(y_true, forecasts["model"], levels, targets,
+                                   quantiles=quantiles, calibration=calibration)
+        self.baseline_intervals = {
+            name: calibrate(y_true, forecast, levels, targets, calibration=calibration)
+            for name, forecast in forecasts.items() if name != "model"}
+        return self
 
     def _inverse(self, scaled: np.ndarray) -> np.ndarray:
         targets = list(self.spec.targets)
@@ -539,7 +594,9 @@ class Forecaster:
 
         Returns:
             A frame indexed by the future timestamps, one column per target (original units)
-            and, for quantile models, ``<target>_q<level>`` columns.
+            and, for quantile models, ``<target>_q<level>`` columns; with conformal intervals
+            (``calibrate``), ``<target>_lo_<pct>`` and ``<target>_hi_<pct>`` per level
+            (0.9 -> ``_lo_90``, 0.975 -> ``_lo_97.5``).
 
         Raises:
             DataError: missing columns or too few rows.
@@ -573,7 +630,18 @@ class Forecaster:
             inputs = [inputs, values[:, spec.lookback :, spec.n_inputs - spec.n_future :]]
         scaled = self._predict_scaled(self.model, inputs)
         forecast = self._inverse(scaled)[0]  # [H, T(, Q)]
-        return self._forecast_frame(forecast, future_index)
+        frame = self._forecast_frame(forecast, future_index)
+        if self.intervals is not None:
+            from forecast.evaluation.intervals import level_label
+
+            quantiles = self.quantiles if forecast.ndim == 3 else None
+            for level in self.intervals.levels:
+                lo, hi = self.intervals.bounds(forecast, level, quantiles)  # [H, T]
+                label = level_label(level)
+                for j, target in enumerate(self.spec.targets):
+                    frame[f"{target}_lo_{label}"] = lo[:, j]
+                    frame[f"{target}_hi_{label}"] = hi[:, j]
+        return frame
 
     def _forecast_frame(self, forecast: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
         columns = {}
@@ -593,6 +661,12 @@ class Forecaster:
     def state(self) -> dict:
         """Everything but the network, as JSON-ready data."""
         self._require_fitted()
+        intervals = {}
+        if self.intervals is not None or self.baseline_intervals:
+            intervals = {"intervals": {
+                "model": self.intervals.to_dict() if self.intervals is not None else None,
+                "baselines": {name: value.to_dict()
+                              for name, value in self.baseline_intervals.items()}}}
         return {
             "config": self.config.model_dump(mode="json"),
             "kind": self.kind,
@@ -602,6 +676,7 @@ class Forecaster:
             "scaler": json.loads(self.scaler.to_json()),
             "insample_tail": self.insample[-max(self.season * 4, self.spec.lookback):].tolist(),
             "baselines": self.baselines,
+            **intervals,  # only when calibrated: forecasters saved before it have none
         }
 
     def write_files(self, folder) -> Path:
@@ -771,6 +846,15 @@ class Forecaster:
             forecaster.scaler = Scaler.from_json(json.dumps(state["scaler"]))
             forecaster.insample = np.asarray(state["insample_tail"], dtype=np.float64)
             forecaster.baselines = state["baselines"]
+            saved = state.get("intervals") or {}  # absent in forecasters saved before it
+            if saved:
+                from forecast.evaluation.intervals import ConformalIntervals
+
+                if saved.get("model"):
+                    forecaster.intervals = ConformalIntervals.from_dict(saved["model"])
+                forecaster.baseline_intervals = {
+                    name: ConformalIntervals.from_dict(value)
+                    for name, value in (saved.get("baselines") or {}).items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError, ForecastError) as exc:
             problem = f"missing entry {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ModelError(

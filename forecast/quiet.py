@@ -198,7 +198,9 @@ def _own_handler(level: int) -> None:
     handler.setFormatter(_OneLine())
     handler.addFilter(_OnlyWithoutOtherHandlers())
     logger.addHandler(handler)
-    if logger.level == logging.NOTSET or logger.level > level:
+    # only ever lowered (--verbose): a command that shows INFO itself (``forecast schedule``
+    # configures the root logger at INFO) must still receive our INFO records
+    if level < logging.WARNING and (logger.level == logging.NOTSET or logger.level > level):
         logger.setLevel(level)
 
 

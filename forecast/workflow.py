@@ -34,6 +34,8 @@ class TrainReport:
         seconds: wall time of training.
         test: the test frame (with its lookback context), original units.
         y_true, y_pred: actuals and forecasts of every test window, original units.
+        intervals: with ``train_and_evaluate(intervals=...)``: coverage, mean width and Winkler
+            score of the model's and each baseline's conformal intervals on the test part.
     """
 
     forecaster: Forecaster
@@ -46,6 +48,8 @@ class TrainReport:
     y_true: np.ndarray | None = None
     y_pred: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
+    #: conformal prediction intervals on the test part (``interval_metrics``), or None
+    intervals: dict | None = None
 
     def to_dict(self) -> dict:
         """The report as JSON-ready data (the shape `forecast train --json` prints)."""
@@ -68,6 +72,7 @@ class TrainReport:
                 "replicas": fit_result.replicas if fit_result else None,
                 "workers": fit_result.workers if fit_result else None,
             },
+            **({"intervals": self.intervals} if self.intervals is not None else {}),
             **self.extra,
         }
 
@@ -132,11 +137,41 @@ def evaluate_forecaster(forecaster: Forecaster, frame: pd.DataFrame) -> dict:
     result["per_step"] = model["per_step"]
     result["scaled"] = scaled
     result["arrays"] = (y_true, y_pred)
+    if forecaster.intervals is not None:
+        result["intervals"] = interval_metrics(forecaster, y_true, forecasts)
     if forecaster.quantiles:
         result["model"].update(
             pinball=float(model["pinball"]), coverage=float(model["coverage"]),
             coverage_nominal=float(model["coverage_nominal"]),
         )
+    return result
+
+
+def interval_metrics(forecaster: Forecaster, y_true: np.ndarray, forecasts: dict) -> dict:
+    """Coverage, mean width and Winkler score of the conformal intervals on these windows.
+
+    Args:
+        forecaster: a forecaster with ``intervals`` (``Forecaster.calibrate``).
+        y_true: actuals (windows, horizon, targets).
+        forecasts: ``{"model": forecasts, baseline name: forecasts}`` of the same windows.
+
+    Returns:
+        ``{"method", "calibration", "n_calibration", "levels", "capped", "model": {label:
+        {"nominal", "coverage", "width", "winkler"}}, "baselines": {name: {label: {...}}}}``
+        (label: the level in percent, ``"90"``).
+    """
+    from forecast.evaluation.intervals import interval_report, level_label
+
+    own = forecaster.intervals
+    quantiles = forecaster.quantiles if forecasts["model"].ndim == 4 else None
+    result = {"method": own.method, "calibration": own.calibration, "n_calibration": own.n,
+              "levels": [level_label(level) for level in own.levels],
+              "capped": list(own.capped),
+              "model": interval_report(y_true, forecasts["model"], own, quantiles),
+              "baselines": {}}
+    for name, intervals in forecaster.baseline_intervals.items():
+        if name in forecasts:
+            result["baselines"][name] = interval_report(y_true, forecasts[name], intervals)
     return result
 
 
@@ -299,8 +334,14 @@ def train_and_evaluate(
     borders: tuple[int, int, int] | None = None,
     save_to: Path | None = None,
     callbacks: list | None = None,
+    intervals=(),
 ) -> TrainReport:
     """Splits in time order, trains on train (early stopping on val), evaluates on test.
+
+    With ``intervals`` (coverage levels such as ``(0.8, 0.95)``) the trained forecaster and
+    its baselines are calibrated on the validation windows (split conformal,
+    ``Forecaster.calibrate``: nothing is chosen on the test part), the intervals are saved
+    with the forecaster, and the report gives their test coverage, width and Winkler score.
 
     Args:
         frame: a ``load_csv`` frame in original units.
@@ -308,6 +349,7 @@ def train_and_evaluate(
         val: validation fraction; test: test fraction; borders: explicit row borders instead.
         save_to: a folder to save the fitted forecaster into.
         callbacks: extra Keras callbacks for training (e.g. the MLflow epoch logger).
+        intervals: conformal interval levels in (0, 1) (``--interval``); empty: none.
 
     Returns:
         A ``TrainReport`` with the model's and the baselines' test metrics.
@@ -315,7 +357,14 @@ def train_and_evaluate(
     Raises:
         DataError, ConfigError, ModelError: see ``Forecaster.fit``.
     """
-    check_split_sizes(frame, config, val=val, test=test, borders=borders)  # before training
+    from forecast.evaluation.intervals import check_levels
+
+    levels = check_levels(intervals)
+    sizes = check_split_sizes(frame, config, val=val, test=test, borders=borders)
+    if levels and sizes["windows"]["val"] < 1:  # before training
+        raise ConfigError(
+            "--interval calibrates the intervals on the validation windows, and this split "
+            "has none: set --val above 0 (YAML `split.val`) or drop --interval.")
     n_train = int(len(frame) * (1 - val - test)) if borders is None else borders[0]
     config, reason = with_lookback(config, describe(frame).freq, n_train)
     parts = chronological_split(frame, val=val, test=test, borders=borders,
@@ -324,6 +373,8 @@ def train_and_evaluate(
     forecaster = Forecaster(config, lookback_reason=reason).fit(parts.train, parts.val,
                                                                 callbacks=callbacks)
     seconds = time.perf_counter() - started
+    if levels:
+        forecaster.calibrate(parts.val, levels)
     evaluation = evaluate_forecaster(forecaster, parts.test)
     y_true, y_pred = evaluation.pop("arrays")
     if save_to is not None:
@@ -341,6 +392,7 @@ def train_and_evaluate(
         test=parts.test,
         y_true=y_true,
         y_pred=y_pred,
+        intervals=evaluation.get("intervals"),
     )
 
 

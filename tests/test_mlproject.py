@@ -52,6 +52,8 @@ def test_mlflow_run_pipeline_entry_point_trains_into_its_run(tmp_path):
     pipeline = write_pipeline(tmp_path, tiny_pipeline("tiny-mlproject"))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        env.pop(name, None)  # an earlier test's run must not steer `mlflow run`
     uri = env["MLFLOW_TRACKING_URI"]  # the test's own store (tests/conftest.py)
     assert str(tmp_path) in uri
     # an experiment of our own: MLflow's Default one keeps artifacts in ./mlruns of the folder

@@ -4,7 +4,6 @@ The commands run in subprocesses with the user's environment (none of the knobs 
 ``forecast.quiet`` sets), as a user would run them.
 """
 
-import inspect
 import os
 import re
 import subprocess
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.cli import _root_flags_first, serve_commands
+from forecast.cli import _root_flags_first
 from tests.conftest import synthetic_frame
 
 #: a line any of the libraries would print: C++ log lines (I0000 …, E0000 … cuInit …), absl's
@@ -66,10 +65,6 @@ def test_train_and_predict_print_none_of_the_libraries_lines(tmp_path, csv_with_
                           tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     assert "2024-01-07 16:00:00" in predicted.stdout  # the first of 4 forecast hours
-    if "model_input(" not in inspect.getsource(serve_commands.predict):
-        pytest.xfail("`forecast predict` does not pass the CSV through "
-                     "forecast.serving.pyfunc.model_input yet, so MLflow drops the unused "
-                     "column and says so")
     assert "Found extra inputs" not in predicted.stderr
     assert _noise(predicted.stderr) == []
 

@@ -96,6 +96,23 @@ def _positive(value, flag: str, key: str | None = None) -> None:
                           f"{flag} {value}.")
 
 
+def _interval_levels(levels) -> tuple[float, ...]:
+    """The ``--interval`` levels, sorted, refused before anything is loaded (as
+    ``forecast.evaluation.intervals.check_levels``, which imports TensorFlow with its package).
+
+    Raises:
+        ConfigError: a level not strictly between 0 and 1.
+    """
+    import math
+
+    for level in levels or ():
+        if not (math.isfinite(level) and 0 < level < 1):
+            raise ConfigError(
+                "--interval must be a coverage level strictly between 0 and 1, e.g. "
+                f"--interval 0.9 for a 90 % prediction interval. Received: --interval {level!r}.")
+    return tuple(sorted({float(level) for level in levels or ()}))
+
+
 def _one_series_only(id_col: str | None) -> None:
     """Refuses ``--id-col`` for training before anything is loaded or trained.
 
@@ -123,6 +140,24 @@ def _metrics_table(title: str, metrics: dict) -> Table:
     rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
     for name, values in rows:
         table.add_row(name, *(f"{values[m]:.4f}" if m in values else "-" for m in POINT_METRICS))
+    return table
+
+
+def _intervals_table(intervals: dict) -> Table:
+    """The conformal intervals on the test part: coverage beside the nominal level, mean
+    width and Winkler score, for the model and each baseline."""
+    method = "conformalized quantile regression" if intervals["method"] == "cqr" else (
+        "split conformal")
+    table = Table(title=f"prediction intervals, test part ({method}, calibrated on "
+                        f"{intervals['n_calibration']} {intervals['calibration']} windows)")
+    for name, justify in (("forecaster", "left"), ("level", "right"), ("coverage", "right"),
+                          ("width", "right"), ("winkler", "right")):
+        table.add_column(name, justify=justify)
+    rows = [("model", intervals["model"]), *intervals["baselines"].items()]
+    for name, levels in rows:
+        for label, scores in levels.items():
+            table.add_row(name, f"{label} %", f"{scores['coverage']:.3f}",
+                          f"{scores['width']:.4g}", f"{scores['winkler']:.4g}")
     return table
 
 
@@ -197,6 +232,11 @@ def train(
     segment_length: int = _option(ModelOptions, "segment_length", "--segment-length"),
     segment_decoder: str = _option(ModelOptions, "segment_decoder", "--segment-decoder"),
     quantile: list[float] = typer.Option(None, "--quantile", help="Quantile level; repeatable."),
+    interval: list[float] = typer.Option(
+        None, "--interval",
+        help="Conformal prediction interval level in (0, 1), e.g. 0.9; repeatable. Calibrated "
+             "on the validation windows, saved with the model: forecasts get <target>_lo_90 / "
+             "<target>_hi_90 columns, and the test coverage is reported."),
     epochs: int = _OPT_EPOCHS,
     learning_rate: float = _option(TrainOptions, "learning_rate", "--learning-rate"),
     patience: int = _option(TrainOptions, "patience", "--patience"),
@@ -239,6 +279,10 @@ def train(
     if register_as and not track:
         raise ConfigError("--register needs MLflow tracking: drop --no-track.")
     _positive(horizon, "--horizon", "window.horizon")
+    levels = _interval_levels(interval)
+    if levels and val == 0:
+        raise ConfigError("--interval calibrates the intervals on the validation windows: "
+                          "--val 0 leaves none; set --val above 0 or drop --interval.")
     if track:
         check_experiment_name(experiment, flag="--experiment")
     role = _cluster_role(strategy, register_as)
@@ -274,10 +318,10 @@ def train(
                                     promote_metric=promote_metric,
                                     promote_folds=promote_folds, experiment=experiment,
                                     allow_worse_than_baseline=allow_worse, fill=fill,
-                                    max_gap=max_gap)
+                                    max_gap=max_gap, intervals=levels)
             report, result = tracked.report, tracked.to_dict()
         else:
-            report = train_and_evaluate(frame, config, val=val, test=test)
+            report = train_and_evaluate(frame, config, val=val, test=test, intervals=levels)
             result = report.to_dict()
         if save is not None:  # the model --track logs, as a folder
             from forecast.data.dataset import describe
@@ -305,6 +349,8 @@ def _print_training(result: dict, *, csv: Path, save: Path | None, role,
         f"{csv.name}: test part, {result['sizes']['test_windows']} windows, original units",
         result))
     _console.print(result["versus"])
+    if result.get("intervals"):
+        _console.print(_intervals_table(result["intervals"]))
     _console.print(result["chosen"])
     training = result["training"]
     distributed = ""
@@ -381,9 +427,12 @@ def evaluate(
     with _quiet_stdout(as_json):
         metrics = evaluate_forecaster(forecaster, frame)
     if as_json:
-        print(json.dumps({k: metrics[k] for k in ("model", "baselines", "per_step", "scaled")}))
+        print(json.dumps({k: metrics[k] for k in ("model", "baselines", "per_step", "scaled",
+                                                   "intervals") if k in metrics}))
         return
     _console.print(_metrics_table(f"{csv.name}: {spec.n_windows(frame)} windows", metrics))
+    if metrics.get("intervals"):
+        _console.print(_intervals_table(metrics["intervals"]))
 
 
 def backtest(

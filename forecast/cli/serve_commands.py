@@ -102,7 +102,7 @@ def write_plot(plot: Path, pyfunc_model, history, frame, *, title: str,
                source: str = "model input") -> Path:
     """Draws the forecast ``frame`` after the recent ``history`` (read as the model reads it)
     and writes the PNG to ``plot``, with the outermost quantiles as a band when the model has
-    them.
+    them (else its widest conformal interval, when it has those).
 
     Raises:
         ConfigError: ``plot`` cannot be written.
@@ -134,6 +134,19 @@ def write_plot(plot: Path, pyfunc_model, history, frame, *, title: str,
             lo, hi = min(levels), max(levels)
             bands[target] = (frame[levels[lo]].to_numpy(), frame[levels[hi]].to_numpy(),
                              f"q{lo:g}–q{hi:g}")
+        conformal = {}  # the conformal intervals (forecast train --interval): the widest
+        for column in frame.columns:
+            label = str(column)[len(target) + 4:] if str(column).startswith(f"{target}_lo_") \
+                else None
+            if label and f"{target}_hi_{label}" in frame.columns:
+                try:
+                    conformal[float(label)] = label
+                except ValueError:
+                    continue
+        if target not in bands and conformal:
+            label = conformal[max(conformal)]
+            bands[target] = (frame[f"{target}_lo_{label}"].to_numpy(),
+                             frame[f"{target}_hi_{label}"].to_numpy(), f"{label} % interval")
     try:
         plot_future(recent[targets].to_numpy(), frame[targets].to_numpy(),
                     history_times=recent.index, times=pd.DatetimeIndex(frame[info.time_col]),

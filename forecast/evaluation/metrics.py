@@ -14,6 +14,9 @@ Conventions:
     * pinball is the mean over elements and quantiles of ``max(q e, (q - 1) e)``,
       ``e = y - y_q``; coverage is the share of actuals inside the outermost quantiles
       ``[q_lo, q_hi]`` (nominal ``q_hi - q_lo``).
+    * Prediction intervals ``[lo, hi]`` (``forecast.evaluation.intervals``): ``interval_coverage``
+      is the share of actuals inside, ``interval_width`` the mean ``hi - lo``, and
+      ``winkler_score`` the mean interval score (width plus ``2 / (1 - level)`` times each miss).
 """
 
 from __future__ import annotations
@@ -228,6 +231,65 @@ def coverage(y_true, q_pred, quantiles: Sequence[float], axis: int | None = None
     hi = len(levels) - 1 if upper is None else _level_index(levels, upper)
     inside = (y_true >= q_pred[..., lo]) & (y_true <= q_pred[..., hi])
     return _mean(inside.astype(np.float64), axis)
+
+
+def _interval_triple(y_true, lo, hi):
+    """Actuals and bounds as (windows, horizon, targets); 2-D ones are one target, and
+    bounds of one window's shape (horizon, targets) apply to every window."""
+    two_d = np.ndim(y_true) == 2
+    y_true = _as_3d(y_true, "y_true")
+
+    def bound(value):
+        value = np.asarray(value, dtype=np.float64)
+        if two_d and value.ndim == 2:
+            value = value[..., None]
+        return np.broadcast_to(value, y_true.shape)
+
+    return y_true, bound(lo), bound(hi)
+
+
+def interval_coverage(y_true, lo, hi, axis: int | None = None):
+    """Share of actuals inside ``[lo, hi]`` (both ends included): the empirical coverage of a
+    prediction interval (``forecast.evaluation.intervals``).
+
+    Example:
+        >>> interval_coverage([[1.0, 5.0]], [[0.0, 0.0]], [[2.0, 2.0]])
+        0.5
+    """
+    y_true, lo, hi = _interval_triple(y_true, lo, hi)
+    inside = (y_true >= lo) & (y_true <= hi)
+    return _mean(inside.astype(np.float64), axis)
+
+
+def interval_width(lo, hi, axis: int | None = None):
+    """Mean width ``hi - lo`` of a prediction interval (original units).
+
+    Example:
+        >>> interval_width([[0.0, 1.0]], [[2.0, 4.0]])
+        2.5
+    """
+    lo, hi = _pair(lo, hi)
+    return _mean(hi - lo, axis)
+
+
+def winkler_score(y_true, lo, hi, level: float, axis: int | None = None):
+    """Mean Winkler (interval) score of the central ``level`` interval ``[lo, hi]``.
+
+    ``(hi - lo) + (2 / a) (lo - y) [y < lo] + (2 / a) (y - hi) [y > hi]`` with
+    ``a = 1 - level``: the width, plus a penalty for every miss that grows with the distance;
+    lower is better, and it is minimised in expectation by the true quantiles.
+
+    Example:
+        >>> winkler_score([[1.0, 5.0]], [[0.0, 0.0]], [[2.0, 2.0]], 0.8)  # 2, then 2 + 10 * 3
+        17.0
+    """
+    if not 0 < level < 1:
+        raise DataError(f"`level` must lie strictly between 0 and 1. Received: {level!r}.")
+    y_true, lo, hi = _interval_triple(y_true, lo, hi)
+    alpha = 1.0 - float(level)
+    score = (hi - lo) + (2.0 / alpha) * np.maximum(lo - y_true, 0.0) \
+        + (2.0 / alpha) * np.maximum(y_true - hi, 0.0)
+    return _mean(score, axis)
 
 
 def _level_index(levels: np.ndarray, level: float) -> int:

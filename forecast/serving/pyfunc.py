@@ -196,8 +196,10 @@ def forecast_history(forecaster, info: ServingInfo, history, *, source: str = SO
 
     Returns:
         A DataFrame with the column ``info.time_col`` (the future timestamps), then one column
-        per target in original units and, for quantile models, ``<target>_q<level>`` columns;
-        ``horizon`` rows, a plain ``RangeIndex``.
+        per target in original units and, for quantile models, ``<target>_q<level>`` columns,
+        and for a forecaster with conformal intervals (``forecast train --interval``)
+        ``<target>_lo_<pct>``/``<target>_hi_<pct>`` per level; ``horizon`` rows, a plain
+        ``RangeIndex``.
 
     Raises:
         DataError: missing columns, too few rows, gaps longer than the fill limit, bad values,
@@ -385,8 +387,9 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
 
         Returns:
             A DataFrame: the time column with the future timestamps, the target forecasts in
-            original units and, for quantile models, ``<target>_q<level>`` columns. Every value
-            is finite.
+            original units and, for quantile models, ``<target>_q<level>`` columns; with
+            conformal intervals, ``<target>_lo_<pct>``/``<target>_hi_<pct>`` (e.g. ``y_lo_90``).
+            Every value is finite.
 
         Raises:
             DataError: the input cannot be used (missing column, too few rows, a gap too long);

@@ -204,6 +204,7 @@ def log_report(report: TrainReport) -> None:
     for name, values in metrics["scaled"]["baselines"].items():
         log_metric_tables(f"test_scaled.{name}", values)
     log_per_step("test.model", report.per_step)
+    log_interval_metrics(report.intervals)
     training = metrics["training"]
     mlflow.log_metrics({"train.seconds": training["seconds"],
                         "train.epochs_run": training["epochs_run"] or 0})
@@ -218,6 +219,24 @@ def log_report(report: TrainReport) -> None:
     log_summary({"model": metrics["model"], "baselines": metrics["baselines"]},
                 per_step=per_step, details=details)
     _log_plots(report, {name: pred for name, (pred, _) in baselines.items()}, per_step)
+
+
+def log_interval_metrics(intervals: dict | None, prefix: str = "test") -> None:
+    """The conformal intervals' test coverage, mean width and Winkler score of the model and
+    every baseline: ``test.model.coverage_90``, ``test.model.width_90``,
+    ``test.naive.winkler_90``, ... (nothing when the run has no intervals)."""
+    if not intervals:
+        return
+    values = {}
+    for who, levels in [("model", intervals.get("model") or {}),
+                        *(intervals.get("baselines") or {}).items()]:
+        for label, scores in levels.items():
+            for name in ("coverage", "width", "winkler"):
+                value = scores.get(name)
+                if value is not None and math.isfinite(value):
+                    values[f"{prefix}.{who}.{name}_{label}"] = float(value)
+    if values:
+        mlflow.log_metrics(values)
 
 
 def _baseline_forecasts(report: TrainReport) -> dict:
@@ -325,6 +344,7 @@ def train_tracked(
     end_stale: bool = True,
     fill: str = "interpolate",
     max_gap: int | None = None,
+    intervals=(),
 ) -> TrackedTraining:
     """Trains and evaluates inside an MLflow run that ends FINISHED or FAILED.
 
@@ -346,6 +366,9 @@ def train_tracked(
             for its own runs in ``validate`` and passes False.
         fill, max_gap: how the served model fills gaps in the history it is sent (as the
             training file was read: ``--fill``, ``--max-gap``).
+        intervals: conformal interval levels (``--interval``), as ``train_and_evaluate``; the
+            logged model then forecasts them, and their test scores are logged as
+            ``test.<model|baseline>.<coverage|width|winkler>_<pct>``.
 
     With ``config.train.checkpoint_dir`` set, the run is recorded in
     ``<checkpoint_dir>/forecast-run.json``; when the folder holds the backup of a killed
@@ -386,7 +409,7 @@ def train_tracked(
         log_dataset(frame, source=source)
         try:
             report = train_and_evaluate(frame, config, val=val, test=test, borders=borders,
-                                        callbacks=[EpochLogger()])
+                                        callbacks=[EpochLogger()], intervals=intervals)
         except BaseException:
             if checkpoint_dir is not None:
                 resumes.mark(checkpoint_dir, "failed")

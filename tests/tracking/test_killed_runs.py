@@ -174,7 +174,9 @@ def test_killed_pipeline_is_ended_by_its_rerun_which_resumes_and_links_to_it(tmp
     assert run.data.tags[stale.TAG_ENDED_BY] == "the next run of pipeline tiny"
     assert run.data.tags[stale.TAG_ENDED_REASON] == (
         f"owner process {process.pid} on {socket.gethostname()} is gone")
-    assert f"[validate] ended run {killed} (tiny) of experiment {experiment} as KILLED" in err
+    name = run.info.run_name  # pipeline-tiny-...: named for what ran
+    assert name.startswith("pipeline-tiny-")
+    assert f"[validate] ended run {killed} ({name}) of experiment {experiment} as KILLED" in err
     assert f"[train] resumed from epoch {epochs} of run {killed}" in err
 
     new = client.get_run(result["run_id"])
