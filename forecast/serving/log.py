@@ -161,19 +161,9 @@ def log_forecaster(forecaster, *, time_col: str | None, name: str = "model",
     """
     import mlflow.pyfunc
 
-    from forecast.data.frequency import check_fill, check_max_gap
-
-    if time_col is None and isinstance(input_example, pd.DataFrame):
-        time_col = describe(input_example).time_col
-    check_fill(fill)
-    max_gap = None if max_gap is None else check_max_gap(max_gap)
-    if reading is None and isinstance(input_example, pd.DataFrame):
-        reading = describe(input_example).reading
-    info = ServingInfo.for_forecaster(forecaster, time_col=time_col, fill=fill, max_gap=max_gap,
-                                      reading=reading)
-    example = example_history(forecaster, info, input_example)
-    output = forecast_history(forecaster, info, example, source="input_example")
-    signature = forecaster_signature(example, output, time_col)
+    info, example, signature = _serving_parts(forecaster, time_col=time_col,
+                                              input_example=input_example, fill=fill,
+                                              max_gap=max_gap, reading=reading)
     with tempfile.TemporaryDirectory(prefix="forecast-model-") as tmp:
         folder = forecaster.write_files(Path(tmp) / ARTIFACT_KEY)
         info.write(folder)
@@ -217,19 +207,9 @@ def save_forecaster_model(forecaster, path, *, time_col: str | None,
     """
     import mlflow.pyfunc
 
-    from forecast.data.frequency import check_fill, check_max_gap
-
-    if time_col is None and isinstance(input_example, pd.DataFrame):
-        time_col = describe(input_example).time_col
-    check_fill(fill)
-    max_gap = None if max_gap is None else check_max_gap(max_gap)
-    if reading is None and isinstance(input_example, pd.DataFrame):
-        reading = describe(input_example).reading
-    info = ServingInfo.for_forecaster(forecaster, time_col=time_col, fill=fill, max_gap=max_gap,
-                                      reading=reading)
-    example = example_history(forecaster, info, input_example)
-    output = forecast_history(forecaster, info, example, source="input_example")
-    signature = forecaster_signature(example, output, time_col)
+    info, example, signature = _serving_parts(forecaster, time_col=time_col,
+                                              input_example=input_example, fill=fill,
+                                              max_gap=max_gap, reading=reading)
     with tempfile.TemporaryDirectory(prefix="forecast-model-") as tmp:
         folder = forecaster.write_files(Path(tmp) / ARTIFACT_KEY)
         info.write(folder)
@@ -242,3 +222,26 @@ def save_forecaster_model(forecaster, path, *, time_col: str | None,
             pip_requirements=pip_requirements(),
         )
     return Path(path)
+
+
+def _serving_parts(forecaster, *, time_col, input_example, fill, max_gap, reading):
+    """What ``log_forecaster`` and ``save_forecaster_model`` both write beside the network:
+    the ``ServingInfo`` (time column, fill policy, reading settings), the input example (raw
+    history) and the signature (checked by forecasting the example once).
+
+    Raises:
+        ModelError, ConfigError, DataError: as ``log_forecaster``.
+    """
+    from forecast.data.frequency import check_fill, check_max_gap
+
+    if time_col is None and isinstance(input_example, pd.DataFrame):
+        time_col = describe(input_example).time_col
+    check_fill(fill)
+    max_gap = None if max_gap is None else check_max_gap(max_gap)
+    if reading is None and isinstance(input_example, pd.DataFrame):
+        reading = describe(input_example).reading
+    info = ServingInfo.for_forecaster(forecaster, time_col=time_col, fill=fill, max_gap=max_gap,
+                                      reading=reading)
+    example = example_history(forecaster, info, input_example)
+    output = forecast_history(forecaster, info, example, source="input_example")
+    return info, example, forecaster_signature(example, output, info.time_col)

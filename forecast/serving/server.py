@@ -139,11 +139,14 @@ def check_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> None:
                            "out.")
 
 
-def csv_to_json(body: bytes) -> bytes:
+def csv_to_json(body: bytes, model=None) -> bytes:
     """A CSV body (header row, comma-separated, UTF-8) as ``dataframe_split`` JSON of text cells.
 
     Cells stay text (``dtype=str``, empty cells empty) as ``forecast predict`` reads a file; the
-    model parses and validates them like ``load_csv``.
+    model parses and validates them like ``load_csv``. With ``model`` (the loaded pyfunc), only
+    the columns its signature names are passed on, as ``forecast predict`` does
+    (``forecast.serving.pyfunc.model_input``): a CSV in the training file's layout is taken
+    without MLflow logging "Found extra inputs … will be ignored" for every request.
 
     Raises:
         Refusal: 400 when the body is not UTF-8 or not a CSV with a header row.
@@ -161,6 +164,10 @@ def csv_to_json(body: bytes) -> bytes:
         reason = short_text(f"{type(exc).__name__}: {exc}", limit=160)
         raise Refusal(400, f"the CSV body cannot be read ({reason}); send a comma-separated "
                            "UTF-8 CSV with a header row.") from None
+    if model is not None:
+        from forecast.serving.pyfunc import model_input
+
+        frame = model_input(model, frame)
     data = {"dataframe_split": {"columns": [str(c) for c in frame.columns],
                                 "data": frame.to_numpy(dtype=object).tolist()}}
     return json.dumps(data).encode("utf-8")
@@ -198,11 +205,13 @@ class RequestGuard:
         app: the ASGI app (``mlflow.pyfunc.scoring_server.init(model)``).
         max_body_bytes: the largest request body taken (413 beyond).
         max_depth: the deepest JSON nesting taken (400 beyond).
+        model: the loaded pyfunc model, whose signature's columns a CSV body is cut to.
     """
 
     def __init__(self, app, *, max_body_bytes: int = int(DEFAULT_MAX_BODY_MB * 2**20),
-                 max_depth: int = MAX_JSON_DEPTH):
+                 max_depth: int = MAX_JSON_DEPTH, model=None):
         self.app = app
+        self.model = model
         self.max_body_bytes = int(max_body_bytes)
         self.max_depth = int(max_depth)
 
@@ -250,7 +259,7 @@ class RequestGuard:
                 break
         body = b"".join(chunks)
         if kind in _CSV_TYPES:
-            body = await asyncio.to_thread(csv_to_json, body)
+            body = await asyncio.to_thread(csv_to_json, body, self.model)
         else:
             await asyncio.to_thread(check_json, body, self.max_depth)
         new_headers = [(k, v) for k, v in scope.get("headers", [])
@@ -338,7 +347,7 @@ def build_app(model, *, max_body_bytes: int = int(DEFAULT_MAX_BODY_MB * 2**20),
     from mlflow.pyfunc import scoring_server
 
     return RequestGuard(scoring_server.init(model), max_body_bytes=max_body_bytes,
-                        max_depth=max_depth)
+                        max_depth=max_depth, model=model)
 
 
 def is_loopback(host: str) -> bool:

@@ -107,6 +107,15 @@ def test_good_json_and_csv_bodies_get_the_same_forecast(server, recent, trained)
     by_csv = pd.DataFrame(json.loads(raw)["predictions"])
     assert_allclose(by_csv["y"].to_numpy(), frame["y"].to_numpy(), rtol=0, atol=0)
 
+    # a CSV in the training file's layout with a column the model does not read: the same
+    # forecast, and no "Found extra inputs" from MLflow in the server's log
+    wider = recent.assign(station="north").to_csv(index=False).encode()
+    status, raw = _post(server.base, wider, "text/csv")
+    assert status == 200, raw
+    by_wider = pd.DataFrame(json.loads(raw)["predictions"])
+    assert_allclose(by_wider["y"].to_numpy(), frame["y"].to_numpy(), rtol=0, atol=0)
+    assert "Found extra inputs" not in server.log.read_text(errors="replace")
+
 
 @pytest.mark.parametrize("content_type", ["application/json", "text/csv"])
 def test_a_100kb_script_cell_is_not_echoed(server, recent, content_type):
