@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import random
 import shutil
@@ -50,6 +51,8 @@ from forecast.training.fit import reference_losses
 
 if TYPE_CHECKING:  # imported where used: forecast.evaluation brings matplotlib along
     from forecast.evaluation.intervals import ConformalIntervals
+
+logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "forecaster.json"
@@ -256,6 +259,12 @@ class Forecaster:
         self.intervals: ConformalIntervals | None = None
         #: the baselines' own conformal intervals, from the same calibration windows
         self.baseline_intervals: dict[str, ConformalIntervals] = {}
+        #: a global model (trained on a frame indexed by (id, time)): the ids of the series it
+        #: knows (its scaler has statistics for each); None for a model of one series
+        self.ids: list[str] | None = None
+        #: a global model: the series left out of training for having too few rows, ``{id:
+        #: training rows}``
+        self.skipped: dict[str, int] = {}
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -274,11 +283,17 @@ class Forecaster:
         self._require_fitted()
         spec = self.spec
         return ResolvedSettings(
-            config=self.config, freq=self.freq, season=self.season, n_series=1,
+            config=self.config, freq=self.freq, season=self.season,
+            n_series=len(self.ids) if self.ids else 1,
             targets=list(spec.targets), past_covariates=list(spec.past_covariates),
             future_covariates=list(spec.future_covariates),
             lookback_reason=self.lookback_reason or "given",
         )
+
+    @property
+    def is_global(self) -> bool:
+        """Whether this is one global model over many series (trained in long format)."""
+        return self.ids is not None
 
     @property
     def quantiles(self) -> tuple[float, ...] | None:
@@ -309,15 +324,22 @@ class Forecaster:
         """Fits the scaler on ``train`` only, builds the network and trains it.
 
         Args:
-            train: training rows in original units (``load_csv`` output, ``attrs`` kept).
-            val: validation rows carrying ``lookback`` rows of context (or None).
+            train: training rows in original units (``load_csv`` output, ``attrs`` kept). In
+                long format (indexed by (id, time), ``load_csv(..., id_col=...)``) one global
+                model is trained over the windows of every series (never across two), each
+                series scaled with the statistics of its own training rows; a series with
+                fewer than ``lookback + horizon`` training rows gives no window and is skipped
+                with a logged warning naming it (``skipped``).
+            val: validation rows carrying ``lookback`` rows of context (or None); in long
+                format, series too short for a window there add none.
             callbacks: extra Keras callbacks (e.g. logging each epoch to MLflow).
 
         Returns:
             self.
 
         Raises:
-            DataError: too few rows or columns the data lacks.
+            DataError: too few rows (in long format: in every series) or columns the data
+                lacks.
             ConfigError: ``train.strategy`` cannot be set up (e.g. ``multi_worker`` without a
                 valid ``TF_CONFIG``).
             ModelError: the network would be too large (``check_model_size``), or training
@@ -335,8 +357,15 @@ class Forecaster:
         self._describe(train)
         check_model_size(self.config.setup, self.spec, self.config.model)  # before building
         train_x = self._with_features(train)
+        # per series in long format: the scaler keeps the statistics of each series' own rows
         self.scaler = Scaler(self.config.scaler, columns=self._scaled_columns()).fit(train_x)
-        self.insample = train[list(self.spec.targets)].to_numpy(dtype=np.float64)
+        if self.is_global:
+            train_x = self._trainable(train_x)
+            self.insample = {
+                str(key): group[list(self.spec.targets)].to_numpy(dtype=np.float64)
+                for key, group in train.groupby(level=0, sort=False)}
+        else:
+            self.insample = train[list(self.spec.targets)].to_numpy(dtype=np.float64)
         seed = self.config.train.seed
         # first: the shuffle's op seeds derive from the global seed at the time it is made, so
         # the same seed gives the same run whatever ran before in this process
@@ -346,6 +375,8 @@ class Forecaster:
             shuffle=True, seed=seed,
         )
         val_ds = None
+        if val is not None and self.is_global:
+            val = self.spec.split_short(val)[0]
         if val is not None and len(val) >= self.spec.min_rows:
             val_ds = make_dataset(
                 self.scaler.transform(self._with_features(val)), self.spec,
@@ -371,6 +402,30 @@ class Forecaster:
         self._fit_baselines(train_x)
         return self
 
+    def _trainable(self, train_x: pd.DataFrame) -> pd.DataFrame:
+        """The series of a long-format training frame that hold a window; the others are
+        skipped with a warning naming them (``skipped``).
+
+        Raises:
+            DataError: no series holds a window.
+        """
+        kept, self.skipped = self.spec.split_short(train_x)
+        if self.skipped:
+            if len(self.skipped) == len(self.ids):
+                rows = max(self.skipped.values())
+                raise DataError(
+                    f"{describe(train_x).source}: every series is too short to train on: the "
+                    f"longest training part has {rows} rows, and one window needs lookback "
+                    f"{self.spec.lookback} + horizon {self.spec.horizon} = {self.spec.min_rows}. "
+                    "Lower --lookback (YAML `window.lookback`) or --horizon "
+                    "(`window.horizon`), or use longer series.")
+            logger.warning(
+                "skipped %d of %d series with training parts too short for one window "
+                "(lookback %d + horizon %d = %d rows): %s", len(self.skipped), len(self.ids),
+                self.spec.lookback, self.spec.horizon, self.spec.min_rows,
+                ", ".join(f"{key!r} ({rows} rows)" for key, rows in self.skipped.items()))
+        return kept
+
     def _resolve_seed(self) -> None:
         """Fills in the seeds: a fresh training seed when none is given (recorded, so the run
         can be repeated), and the network's seed from the training seed."""
@@ -383,13 +438,12 @@ class Forecaster:
 
     def _describe(self, train: pd.DataFrame) -> None:
         """Reads the columns, frequency and lookback off the training frame."""
-        if isinstance(train.index, pd.MultiIndex):
-            raise DataError(
-                "Forecaster trains on one series, and this frame holds many (loaded with an id "
-                "column: --id-col, YAML `data.id_col`); global models over many series are not "
-                "supported yet. Select one series (frame.xs(series_id, level=0), or a CSV of "
-                "its rows without --id-col) or train one forecaster per series."
-            )
+        self.ids = None
+        rows = len(train)
+        if isinstance(train.index, pd.MultiIndex):  # long format: one global model
+            sizes = train.groupby(level=0, sort=False).size()
+            self.ids = [str(key) for key in sizes.index]
+            rows = int(sizes.median())  # the lookback suits a typical series
         info = describe(train)
         targets, covariates = list(info.targets), list(info.covariates)
         self.freq = info.freq
@@ -398,7 +452,7 @@ class Forecaster:
         calendar = calendar_feature_names(self.freq) if use_calendar and self.freq else []
         if self.config.lookback is None:
             lookback, self.lookback_reason = lookback_choice(
-                self.freq, self.config.horizon, len(train))
+                self.freq, self.config.horizon, rows)
             self.config = self.config.model_copy(update={"lookback": lookback})
         lookback = self.config.lookback
         self.spec = WindowSpec(
@@ -432,6 +486,9 @@ class Forecaster:
         return add_calendar_features(frame, self.freq)
 
     def _fit_baselines(self, train_x: pd.DataFrame) -> None:
+        """Naive and seasonal naive read each window's own history (per series by nature);
+        in long format the linear baseline is fitted once over the windows of every series,
+        in per-series scaled units (a global linear model, as the network is global)."""
         dataset = make_dataset(self.scaler.transform(train_x), self.spec, batch_size=256)
         self.baselines = {}
         for name in BASELINES:
@@ -470,17 +527,52 @@ class Forecaster:
             predictors: ``{name: predictor}`` (the network, baselines).
 
         Returns:
-            ``(y_true, {name: y_pred})`` in original units.
+            ``(y_true, {name: y_pred})`` in original units. In long format the windows of each
+            series follow one another (``window_series`` gives their ids); series too short
+            for a window add none.
         """
         self._require_fitted()
+        frame = self._windowed(frame)
+        series = self.spec.window_series(frame)
         dataset = make_dataset(
             self.scaler.transform(self._with_features(frame)), self.spec, batch_size=256
         )
         forecasts = {
-            name: self._inverse(self._predict_scaled(predictor, dataset))
+            name: self._inverse(self._predict_scaled(predictor, dataset), series)
             for name, predictor in predictors.items()
         }
         return window_targets(frame, self.spec), forecasts
+
+    def window_series(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """The series id of each window ``predict_windows`` forecasts for ``frame`` (None
+        for one series)."""
+        self._require_fitted()
+        return self.spec.window_series(self._windowed(frame))
+
+    def _windowed(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` without the series too short for a window (long format only).
+
+        Raises:
+            DataError: a long-format frame with no series long enough, or a frame of one
+                series given to a global model (or the reverse).
+        """
+        long = isinstance(frame.index, pd.MultiIndex)
+        if long != self.is_global:
+            raise DataError(
+                f"{describe(frame).source}: " + (
+                    "this forecaster is a global model over many series: give it long-format "
+                    "rows indexed by (id, time) (load_csv(..., id_col=...), --id-col)."
+                    if self.is_global else
+                    "this forecaster was trained on one series and the frame holds many "
+                    "(indexed by (id, time)); select one series (frame.xs(id, level=0))."))
+        if not long:
+            return frame
+        kept, skipped = self.spec.split_short(frame)
+        if len(kept) == 0:
+            raise DataError(
+                f"{describe(frame).source}: no series has the lookback {self.spec.lookback} + "
+                f"horizon {self.spec.horizon} = {self.spec.min_rows} rows one window needs.")
+        return kept
 
     def _predict_scaled(self, predictor, data) -> np.ndarray:
         """Forecasts in scaled units: a network through its one traced graph
@@ -527,6 +619,7 @@ class Forecaster:
         copy = Forecaster(self.config, lookback_reason=self.lookback_reason)
         copy.spec, copy.freq, copy.scaler = self.spec, self.freq, self.scaler
         copy.insample, copy.baselines = self.insample, self.baselines
+        copy.ids, copy.skipped = self.ids, self.skipped
         copy.time_col, copy.reading, copy.serving = self.time_col, self.reading, self.serving
         copy.model = baseline_from_json(json.dumps(self.baselines[name]))
         copy.kind = name
@@ -560,6 +653,10 @@ class Forecaster:
         from forecast.evaluation.intervals import calibrate
 
         self._require_fitted()
+        if self.is_global:
+            raise ConfigError(
+                "conformal intervals (--interval, YAML `evaluate.intervals`) are not supported "
+                "yet for a global model over many series (--id-col); drop --interval.")
         if self.spec.n_windows(frame) < 1:
             raise DataError(
                 f"conformal intervals need calibration windows: the {calibration} part holds "
@@ -578,12 +675,22 @@ class Forecaster:
             for name, forecast in forecasts.items() if name != "model"}
         return self
 
-    def _inverse(self, scaled: np.ndarray) -> np.ndarray:
+    def _inverse(self, scaled: np.ndarray, series=None) -> np.ndarray:
+        """Scaled forecasts [N, H, T(, Q)] back to original units; ``series`` (N,): the id of
+        each window, whose own statistics apply (long format)."""
         targets = list(self.spec.targets)
-        if scaled.ndim == 4:  # [N, H, T, Q] -> [N, H, Q, T] -> inverse -> back
-            moved = np.moveaxis(scaled, -1, -2)
-            return np.moveaxis(self.scaler.inverse_transform(moved, columns=targets), -1, -2)
-        return self.scaler.inverse_transform(scaled, columns=targets)
+        quantile_axis = scaled.ndim == 4
+        array = np.moveaxis(scaled, -1, -2) if quantile_axis else scaled  # [N, H, Q, T]
+        if series is None:
+            out = self.scaler.inverse_transform(array, columns=targets)
+        else:
+            out = np.empty_like(array, dtype=np.float64)
+            series = np.asarray(series, dtype=object)
+            for key in dict.fromkeys(series.tolist()):
+                rows = series == key
+                out[rows] = self.scaler.inverse_transform(array[rows], columns=targets,
+                                                          series=key)
+        return np.moveaxis(out, -1, -2) if quantile_axis else out
 
     def predict(self, history: pd.DataFrame) -> pd.DataFrame:
         """Forecasts the ``horizon`` steps after the last row of ``history``.
@@ -598,10 +705,18 @@ class Forecaster:
             (``calibrate``), ``<target>_lo_<pct>`` and ``<target>_hi_<pct>`` per level
             (0.9 -> ``_lo_90``, 0.975 -> ``_lo_97.5``).
 
+            For a global model, ``history`` is long format (indexed by (id, time), as
+            ``load_csv(..., id_col=...)`` returns it) holding any of the series it knows, and
+            the result is long format too: columns ``id, time, <targets>...`` (named as the
+            history's index levels), ``horizon`` rows per series, in the order of the history.
+
         Raises:
-            DataError: missing columns or too few rows.
+            DataError: missing columns or too few rows; for a global model, series it does not
+                know (named) or one history of a single series.
         """
         self._require_fitted()
+        if self.is_global or isinstance(history.index, pd.MultiIndex):
+            return self._predict_long(history)
         spec = self.spec
         source = describe(history).source
         missing = [c for c in self._scaled_columns() if c not in history.columns]
@@ -643,6 +758,64 @@ class Forecaster:
                     frame[f"{target}_hi_{label}"] = hi[:, j]
         return frame
 
+    def _predict_long(self, history: pd.DataFrame) -> pd.DataFrame:
+        """``predict`` of a global model: one batch with the last window of every series."""
+        spec = self.spec
+        source = describe(history).source
+        if isinstance(history.index, pd.MultiIndex) != self.is_global:
+            self._windowed(history)  # raises: says which layout this forecaster takes
+        if not len(history):
+            raise DataError(f"{source}: the history is empty; give at least {spec.lookback} "
+                            "rows (the lookback) of each series to forecast.")
+        missing = [c for c in self._scaled_columns() if c not in history.columns]
+        if missing:
+            raise DataError(f"{source}: columns {missing} are missing; the model reads "
+                            f"{self._scaled_columns()}.")
+        groups = list(history.groupby(level=0, sort=False))
+        unknown = [str(key) for key, _ in groups if str(key) not in self.ids]
+        if unknown:
+            shown = ", ".join(repr(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise DataError(
+                f"{source}: series {shown} are not known to this global model (it was trained "
+                f"on {len(self.ids)} series and keeps scaling statistics for those only); "
+                "forecast known series, or retrain with these series in the training file.")
+        short = [f"{key!r} ({len(group)} rows)" for key, group in groups
+                 if len(group) < spec.lookback]
+        if short:
+            raise DataError(f"{source}: series {', '.join(short[:5])} have fewer rows than the "
+                            f"lookback {spec.lookback} the model needs to forecast.")
+        id_name, time_name = history.index.names[0] or "id", history.index.names[-1] or "time"
+        windows, indexes, keys = [], [], []
+        for key, group in groups:
+            past = group.droplevel(0).iloc[-spec.lookback:][self._scaled_columns()]
+            future_index = pd.date_range(past.index[-1], periods=spec.horizon + 1,
+                                         freq=self.freq)[1:]
+            padding = pd.DataFrame(0.0, index=future_index, columns=past.columns)
+            window = pd.concat([past, padding])
+            window.index = pd.MultiIndex.from_arrays(
+                [np.repeat(np.array([key], dtype=object), len(window)), window.index],
+                names=[id_name, time_name])
+            windows.append(window)
+            indexes.append(future_index)
+            keys.append(str(key))
+        frame = pd.concat(windows)
+        attach(frame, describe(history).with_(freq=self.freq))
+        frame = self.scaler.transform(self._with_features(frame))
+        values = frame[list(spec.input_columns)].to_numpy(dtype=np.float32)
+        values = values.reshape(len(keys), spec.min_rows, spec.n_inputs)  # [S, L + H, F]
+        inputs = values[:, : spec.lookback]
+        if spec.n_future:
+            inputs = [inputs, values[:, spec.lookback:, spec.n_inputs - spec.n_future:]]
+        forecast = self._inverse(self._predict_scaled(self.model, inputs),
+                                 np.array(keys, dtype=object))  # [S, H, T(, Q)]
+        parts = []
+        for k, key in enumerate(keys):
+            part = self._forecast_frame(forecast[k], indexes[k])
+            part.insert(0, id_name, key)
+            parts.append(part.rename_axis(time_name).reset_index()[
+                [id_name, time_name, *[c for c in part.columns if c != id_name]]])
+        return pd.concat(parts, ignore_index=True)
+
     def _forecast_frame(self, forecast: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
         columns = {}
         for j, target in enumerate(self.spec.targets):
@@ -674,10 +847,20 @@ class Forecaster:
             "spec": self.spec.to_dict(),
             "freq": self.freq,
             "scaler": json.loads(self.scaler.to_json()),
-            "insample_tail": self.insample[-max(self.season * 4, self.spec.lookback):].tolist(),
+            "insample_tail": self._insample_tail(),
             "baselines": self.baselines,
+            # a global model: the series it knows (its scaler has statistics per id) and
+            # those training skipped; absent for one series, as in forecasters saved before
+            **({"ids": list(self.ids), "skipped": dict(self.skipped)} if self.is_global else {}),
             **intervals,  # only when calibrated: forecasters saved before it have none
         }
+
+    def _insample_tail(self):
+        """The last training rows kept for MASE and examples: a list, or ``{id: list}``."""
+        keep = max(self.season * 4, self.spec.lookback)
+        if isinstance(self.insample, dict):
+            return {key: values[-keep:].tolist() for key, values in self.insample.items()}
+        return self.insample[-keep:].tolist()
 
     def write_files(self, folder) -> Path:
         """Writes ``model.keras`` (not for a baseline) and ``forecaster.json`` into ``folder``.
@@ -735,6 +918,8 @@ class Forecaster:
         self._require_fitted()
         folder = Path(path)
         check_save_target(folder, overwrite=overwrite)
+        if self.is_global:
+            return self._save_files(folder)
         saved = self.serving or {}
         time_col = time_col or saved.get("time_col") or self.time_col or "time"
         fill = fill or saved.get("fill") or "interpolate"
@@ -762,6 +947,39 @@ class Forecaster:
         except BaseException as exc:
             if old is not None and old.exists() and not folder.exists():
                 old.rename(folder)  # put the earlier save back
+            if not isinstance(exc, OSError):
+                raise
+            raise ModelError(f"{folder}: the forecaster could not be saved "
+                             f"({exc.strerror or exc}); nothing there was changed.") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return folder
+
+    def _save_files(self, folder: Path) -> Path:
+        """A global model's save: ``model.keras`` and ``forecaster.json`` (the scaler per
+        series, the known ids) in ``folder``, written beside it first and moved into place.
+        Not an MLflow model yet: serving global models is not supported."""
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-",
+                                            dir=folder.parent))
+        except OSError as exc:
+            raise ModelError(f"{folder}: cannot create its folder ({exc.strerror or exc}). "
+                             "Save into a folder you can write to.") from None
+        old = None
+        try:
+            written = self.write_files(staging / "model")
+            if folder.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.replaced-",
+                                            dir=folder.parent))
+                old.rmdir()
+                folder.rename(old)
+            written.rename(folder)
+        except BaseException as exc:
+            if old is not None and old.exists() and not folder.exists():
+                old.rename(folder)
             if not isinstance(exc, OSError):
                 raise
             raise ModelError(f"{folder}: the forecaster could not be saved "
@@ -844,7 +1062,16 @@ class Forecaster:
             forecaster.spec = WindowSpec.from_dict(state["spec"])
             forecaster.freq = state["freq"]
             forecaster.scaler = Scaler.from_json(json.dumps(state["scaler"]))
-            forecaster.insample = np.asarray(state["insample_tail"], dtype=np.float64)
+            tail = state["insample_tail"]
+            if isinstance(tail, dict):
+                forecaster.insample = {str(k): np.asarray(v, dtype=np.float64)
+                                       for k, v in tail.items()}
+            else:
+                forecaster.insample = np.asarray(tail, dtype=np.float64)
+            if state.get("ids") is not None:
+                forecaster.ids = [str(k) for k in state["ids"]]
+                forecaster.skipped = {str(k): int(v)
+                                      for k, v in (state.get("skipped") or {}).items()}
             forecaster.baselines = state["baselines"]
             saved = state.get("intervals") or {}  # absent in forecasters saved before it
             if saved:

@@ -6,6 +6,7 @@ own beyond putting the stages of the data flow in order.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +15,13 @@ import numpy as np
 import pandas as pd
 
 from forecast.data import WindowSpec, chronological_split, load_csv
-from forecast.data.dataset import describe
+from forecast.data.dataset import carry, describe
 from forecast.errors import ConfigError, DataError
 from forecast.evaluation import BaselineEstimator, backtest, compute_metrics
 from forecast.forecaster import Forecaster, with_lookback
 from forecast.options import BASELINES, POINT_METRICS, ForecasterConfig
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -116,7 +119,9 @@ def evaluate_forecaster(forecaster: Forecaster, frame: pd.DataFrame) -> dict:
     Returns:
         ``{"model": {...}, "baselines": {...}, "per_step": {...}, "scaled": {...},
         "arrays": (y_true, y_pred)}``; MASE is
-        scaled by the seasonal naive error of the forecaster's training rows.
+        scaled by the seasonal naive error of the forecaster's training rows. For a global
+        model the windows of every series are pooled (each window's MASE scaled by its own
+        series' training rows) and ``"per_series"`` is added (``per_series_table``).
     """
     baselines = forecaster.baseline_predictors()
     # one windowing of the frame for the network and every baseline (named naive, linear, ...)
@@ -124,17 +129,25 @@ def evaluate_forecaster(forecaster: Forecaster, frame: pd.DataFrame) -> dict:
         frame, {"model": forecaster.model, **baselines})
     y_pred = forecasts["model"]
     season = forecaster.season
-    insample = forecaster.insample
+    insample, scale, series = forecaster.insample, None, None
+    if forecaster.is_global:  # windows of many series pooled, each scaled by its own series
+        from forecast.evaluation.metrics import series_scales
+
+        series = forecaster.window_series(frame)
+        insample, scale = None, series_scales(forecaster.insample, series, season)
     model = compute_metrics(y_true, y_pred, insample=insample, season=season,
-                            quantiles=forecaster.quantiles)
+                            quantiles=forecaster.quantiles, scale=scale)
     result = {"model": _point(model), "baselines": {}}
-    scaled = {"model": _scaled_mae_mse(forecaster, y_true, y_pred), "baselines": {}}
+    scaled = {"model": _scaled_mae_mse(forecaster, y_true, y_pred, series), "baselines": {}}
     for name in baselines:
         b_pred = forecasts[name]
-        metrics = compute_metrics(y_true, b_pred, insample=insample, season=season)
+        metrics = compute_metrics(y_true, b_pred, insample=insample, season=season, scale=scale)
         result["baselines"][name] = _point(metrics)
-        scaled["baselines"][name] = _scaled_mae_mse(forecaster, y_true, b_pred)
+        scaled["baselines"][name] = _scaled_mae_mse(forecaster, y_true, b_pred, series)
     result["per_step"] = model["per_step"]
+    if series is not None:
+        result["per_series"] = per_series_table(y_true, forecasts, series, scale,
+                                                forecaster.quantiles)
     result["scaled"] = scaled
     result["arrays"] = (y_true, y_pred)
     if forecaster.intervals is not None:
@@ -145,6 +158,40 @@ def evaluate_forecaster(forecaster: Forecaster, frame: pd.DataFrame) -> dict:
             coverage_nominal=float(model["coverage_nominal"]),
         )
     return result
+
+
+def per_series_table(y_true: np.ndarray, forecasts: dict, series: np.ndarray,
+                     scale: np.ndarray, quantiles=None) -> list[dict]:
+    """Each series' test MAE, MASE and sMAPE for the model, beside its best baseline there.
+
+    Args:
+        y_true: actuals of every window (windows, horizon, targets), original units.
+        forecasts: ``{"model": ..., baseline name: ...}`` of the same windows.
+        series: the series id of each window.
+        scale: MASE's scale of each window (windows, targets).
+        quantiles: the model's quantile levels (its forecasts then have a quantile axis).
+
+    Returns:
+        One dict per series, worst model MASE first: ``{"series", "windows", "model":
+        {"mae", "mase", "smape"}, "best_baseline", "baseline": {"mae", "mase", "smape"}}``
+        (the best baseline of that series by MASE).
+    """
+    rows = []
+    for key in dict.fromkeys(np.asarray(series, dtype=object).tolist()):
+        take = series == key
+        scores = {}
+        for name, pred in forecasts.items():
+            levels = quantiles if name == "model" and pred.ndim == 4 else None
+            metrics = compute_metrics(y_true[take], pred[take], scale=scale[take],
+                                      quantiles=levels)
+            scores[name] = {m: float(metrics[m]) for m in ("mae", "mase", "smape")}
+        others = {name: v for name, v in scores.items()
+                  if name != "model" and np.isfinite(v["mase"])}
+        best = min(others, key=lambda n: others[n]["mase"]) if others else None
+        rows.append({"series": str(key), "windows": int(take.sum()), "model": scores["model"],
+                     "best_baseline": best, "baseline": others.get(best)})
+    rows.sort(key=lambda r: -r["model"]["mase"] if np.isfinite(r["model"]["mase"]) else 0.0)
+    return rows
 
 
 def interval_metrics(forecaster: Forecaster, y_true: np.ndarray, forecasts: dict) -> dict:
@@ -175,14 +222,23 @@ def interval_metrics(forecaster: Forecaster, y_true: np.ndarray, forecasts: dict
     return result
 
 
-def _scaled_mae_mse(forecaster: Forecaster, y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    """MAE and MSE on the scaled values (the units of the published benchmark tables)."""
+def _scaled_mae_mse(forecaster: Forecaster, y_true: np.ndarray, y_pred: np.ndarray,
+                    series: np.ndarray | None = None) -> dict:
+    """MAE and MSE on the scaled values (the units of the published benchmark tables); with
+    ``series`` (the id of each window) each window in its own series' scaled units."""
     columns = list(forecaster.spec.targets)
     if y_pred.ndim == 4:
         levels = forecaster.quantiles
         y_pred = y_pred[..., int(np.argmin([abs(q - 0.5) for q in levels]))]
-    true_z = forecaster.scaler.transform_array(y_true, columns)
-    pred_z = forecaster.scaler.transform_array(y_pred, columns)
+    if series is None:
+        true_z = forecaster.scaler.transform_array(y_true, columns)
+        pred_z = forecaster.scaler.transform_array(y_pred, columns)
+    else:
+        true_z, pred_z = np.empty_like(y_true), np.empty_like(y_pred)
+        for key in dict.fromkeys(series.tolist()):
+            take = series == key
+            true_z[take] = forecaster.scaler.transform_array(y_true[take], columns, key)
+            pred_z[take] = forecaster.scaler.transform_array(y_pred[take], columns, key)
     return {"mae": float(np.mean(np.abs(true_z - pred_z))),
             "mse": float(np.mean((true_z - pred_z) ** 2))}
 
@@ -207,11 +263,44 @@ def check_experiment_name(name, *, flag: str = "--experiment") -> str:
     return name
 
 
-def _part_rows(frame: pd.DataFrame) -> int:
-    """Rows of the shortest series (the frame's rows for one series)."""
-    if isinstance(frame.index, pd.MultiIndex):
-        return int(frame.groupby(level=0, sort=False).size().min())
-    return len(frame)
+def _series_rows(frame: pd.DataFrame) -> pd.Series:
+    """Rows of each series of a long-format frame, by id (as text)."""
+    sizes = frame.groupby(level=0, sort=False).size()
+    sizes.index = [str(k) for k in sizes.index]
+    return sizes
+
+
+def _train_rows(frame: pd.DataFrame, val: float, test: float, borders) -> int:
+    """Training rows the lookback is chosen from: of the whole frame for one series, of the
+    median series in long format."""
+    if not isinstance(frame.index, pd.MultiIndex):
+        return int(len(frame) * (1 - val - test)) if borders is None else borders[0]
+    rows = int(_series_rows(frame).median())
+    if borders is not None:
+        return min(int(borders[0]), rows)
+    return int(rows * (1 - val - test))
+
+
+def _train_part(n_rows: int, val: float, test: float, borders) -> int:
+    """The training rows of a series of ``n_rows`` rows (as ``chronological_split``)."""
+    if borders is not None:
+        return min(int(borders[0]), n_rows)
+    return n_rows - int(round(n_rows * val)) - int(round(n_rows * test))
+
+
+def short_series(frame: pd.DataFrame, lookback: int, horizon: int, *, val: float = 0.1,
+                 test: float = 0.2, borders=None) -> dict[str, int]:
+    """The series of a long-format frame whose training part is too short for one window.
+
+    Returns:
+        ``{id: training rows}`` of the series with fewer than ``lookback + horizon`` training
+        rows (empty for one series).
+    """
+    if not isinstance(frame.index, pd.MultiIndex):
+        return {}
+    parts = {key: _train_part(int(n), val, test, borders)
+             for key, n in _series_rows(frame).items()}
+    return {key: rows for key, rows in parts.items() if rows < lookback + horizon}
 
 
 def check_split_sizes(
@@ -233,12 +322,15 @@ def check_split_sizes(
 
     Returns:
         ``{"train": rows, "val": rows, "test": rows, "lookback": L, "horizon": H,
-        "windows": {"train": n, "val": n, "test": n}}`` (of the shortest series).
+        "windows": {"train": n, "val": n, "test": n}}``; in long format of the longest series
+        kept, with ``"series"`` (the number of series) and ``"skipped"`` (``{id: training
+        rows}`` of the series too short for a training window, which ``train_and_evaluate``
+        leaves out with a warning).
 
     Raises:
         ConfigError: ``val``/``test`` outside their ranges.
-        DataError: a part too short for one window; the message gives the row counts and
-            the flag (and YAML key) to change.
+        DataError: a part too short for one window (in long format: in every series); the
+            message gives the row counts and the flag (and YAML key) to change.
     """
     if borders is None:
         for name, value, low in (("val", val, "0 <="), ("test", test, "0 <")):
@@ -251,7 +343,19 @@ def check_split_sizes(
             raise ConfigError(
                 f"--val {val} + --test {test} leave no rows to train on: lower --val or --test "
                 "(YAML `split.val`, `split.test`) so that they sum to less than 1.")
-    n_rows = _part_rows(frame)
+    # the lookback train_and_evaluate chooses when none is given
+    config, _ = with_lookback(config, describe(frame).freq,
+                              _train_rows(frame, val, test, borders))
+    lookback, horizon = config.lookback, config.horizon
+    long = {}
+    if isinstance(frame.index, pd.MultiIndex):
+        sizes = _series_rows(frame)
+        skipped = short_series(frame, lookback, horizon, val=val, test=test, borders=borders)
+        kept = sizes[[key not in skipped for key in sizes.index]]
+        n_rows = int(kept.max()) if len(kept) else int(sizes.max())
+        long = {"series": int(len(sizes)), "skipped": skipped}
+    else:
+        n_rows = len(frame)
     if borders is None:
         n_test, n_val = int(round(n_rows * test)), int(round(n_rows * val))
         b1, b2, b3 = n_rows - n_val - n_test, n_rows - n_test, n_rows
@@ -259,10 +363,6 @@ def check_split_sizes(
         b1, b2, b3 = (int(b) for b in borders)
         b3 = min(b3, n_rows)
         b2, b1 = min(b2, b3), min(b1, b3)
-    # the lookback train_and_evaluate chooses when none is given
-    n_train = int(len(frame) * (1 - val - test)) if borders is None else borders[0]
-    config, _ = with_lookback(config, describe(frame).freq, n_train)
-    lookback, horizon = config.lookback, config.horizon
     rows = {"train": b1, "val": b2 - b1, "test": b3 - b2}
     windows = {"train": b1 - lookback - horizon + 1,
                "val": rows["val"] - horizon + 1, "test": rows["test"] - horizon + 1}
@@ -273,6 +373,10 @@ def check_split_sizes(
               f"{rows['val']}, test {rows['test']}")
     source = describe(frame).source
     where = f"{source}: " if source else ""
+    if long:
+        which = "every series is too short; the longest has" if len(long["skipped"]) == \
+            long["series"] else "the longest series has"
+        layout = f"{which} {layout}"
     if windows["train"] < 1:
         raise DataError(
             f"{where}{layout}: the training part needs at least lookback {lookback} + horizon "
@@ -291,7 +395,7 @@ def check_split_sizes(
             f"{where}{layout}: the test part has {rows['test']} rows, fewer than horizon "
             f"{horizon}, so it holds no window to evaluate on. Raise --test (YAML `split.test`) "
             f"to at least {horizon / n_rows:.3g}, or lower --horizon (`window.horizon`).")
-    return {**rows, "lookback": lookback, "horizon": horizon, "windows": windows}
+    return {**rows, "lookback": lookback, "horizon": horizon, "windows": windows, **long}
 
 
 def check_before_training(
@@ -315,10 +419,8 @@ def check_before_training(
     from forecast.models.builder import check_model_size
 
     sizes = check_split_sizes(frame, config, val=val, test=test, borders=borders)
-    if isinstance(frame.index, pd.MultiIndex):  # Forecaster.fit reports long format itself
-        return sizes
-    n_train = int(len(frame) * (1 - val - test)) if borders is None else borders[0]
-    config, _ = with_lookback(config, describe(frame).freq, n_train)
+    config, _ = with_lookback(config, describe(frame).freq,
+                              _train_rows(frame, val, test, borders))
     probe = Forecaster(config)
     probe._describe(frame)  # the columns and calendar features the network will read
     sizes["parameters"] = check_model_size(probe.config.setup, probe.spec, probe.config.model)
@@ -360,13 +462,26 @@ def train_and_evaluate(
     from forecast.evaluation.intervals import check_levels
 
     levels = check_levels(intervals)
+    if levels and isinstance(frame.index, pd.MultiIndex):
+        raise ConfigError(
+            "--interval: conformal prediction intervals are not supported yet for a global "
+            "model over many series (--id-col, YAML `data.id_col`); drop --interval.")
     sizes = check_split_sizes(frame, config, val=val, test=test, borders=borders)
     if levels and sizes["windows"]["val"] < 1:  # before training
         raise ConfigError(
             "--interval calibrates the intervals on the validation windows, and this split "
             "has none: set --val above 0 (YAML `split.val`) or drop --interval.")
-    n_train = int(len(frame) * (1 - val - test)) if borders is None else borders[0]
-    config, reason = with_lookback(config, describe(frame).freq, n_train)
+    config, reason = with_lookback(config, describe(frame).freq,
+                                   _train_rows(frame, val, test, borders))
+    skipped = sizes.get("skipped") or {}
+    if skipped:  # long format: series whose training part holds no window are left out
+        logger.warning(
+            "skipped %d of %d series: their training parts are too short for one window "
+            "(lookback %d + horizon %d = %d rows): %s", len(skipped), sizes["series"],
+            config.lookback, config.horizon, config.lookback + config.horizon,
+            ", ".join(f"{key!r} ({rows} rows)" for key, rows in skipped.items()))
+        keep = ~frame.index.get_level_values(0).astype(str).isin(list(skipped))
+        frame = carry(frame, frame[keep])
     parts = chronological_split(frame, val=val, test=test, borders=borders,
                                 lookback=config.lookback)
     started = time.perf_counter()
@@ -379,9 +494,18 @@ def train_and_evaluate(
     y_true, y_pred = evaluation.pop("arrays")
     if save_to is not None:
         forecaster.save(save_to)
-    sizes = {"train": len(parts.train), "val": len(parts.val) - config.lookback,
-             "test": len(parts.test) - config.lookback,
+    n_series = _series_rows(parts.test).size if forecaster.is_global else 1
+    extra = {}
+    if forecaster.is_global:
+        per_series = evaluation.pop("per_series")
+        extra = {"per_series": per_series,
+                 "worst_series": per_series[0]["series"] if per_series else None,
+                 "skipped_series": {**skipped, **forecaster.skipped}}
+    sizes = {"train": len(parts.train), "val": len(parts.val) - config.lookback * n_series,
+             "test": len(parts.test) - config.lookback * n_series,
              "test_windows": forecaster.spec.n_windows(parts.test)}
+    if forecaster.is_global:
+        sizes.update(test_windows=len(y_true), series=n_series)
     return TrainReport(
         forecaster=forecaster,
         metrics={"model": evaluation["model"], "baselines": evaluation["baselines"]},
@@ -392,6 +516,7 @@ def train_and_evaluate(
         test=parts.test,
         y_true=y_true,
         y_pred=y_pred,
+        extra=extra,
         intervals=evaluation.get("intervals"),
     )
 
@@ -431,6 +556,11 @@ def run_backtest(
     Raises:
         ConfigError: invalid settings; DataError: too few rows for the folds.
     """
+    if isinstance(frame.index, pd.MultiIndex):
+        raise ConfigError(
+            "backtesting a global model over many series (--id-col, YAML `data.id_col`) is "
+            "not supported yet; `forecast train --id-col` trains one and evaluates it on a "
+            "chronological split of every series.")
     config, _ = with_lookback(config, describe(frame).freq, len(frame) // 2)
     probe = Forecaster(config)
     probe._describe(frame)

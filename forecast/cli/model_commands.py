@@ -114,17 +114,40 @@ def _interval_levels(levels) -> tuple[float, ...]:
 
 
 def _one_series_only(id_col: str | None) -> None:
-    """Refuses ``--id-col`` for training before anything is loaded or trained.
+    """Refuses ``--id-col`` for a backtest before anything is loaded or trained.
 
     Raises:
         ConfigError: ``id_col`` is given (a long-format file of many series).
     """
     if id_col is not None:
         raise ConfigError(
-            f"--id-col {id_col}: training one global model over many series (YAML "
-            "`data.id_col`) is not supported yet. Train on one series: select its rows into a "
-            "CSV of their own (or train one model per series); `forecast inspect --id-col "
-            f"{id_col}` shows the series and their lengths.")
+            f"--id-col {id_col}: backtesting one global model over many series (YAML "
+            "`data.id_col`) is not supported yet. `forecast train --id-col "
+            f"{id_col} --no-track` trains one and evaluates it on a chronological split of "
+            f"every series; `forecast inspect --id-col {id_col}` shows the series.")
+
+
+def _global_supported(id_col: str | None, *, track: bool, register_as: str | None,
+                      interval) -> None:
+    """Refuses, before anything is loaded, what a global model (``--id-col``) cannot do yet.
+
+    Raises:
+        ConfigError: ``--id-col`` with ``--register``, MLflow tracking (``--track``, the
+            default) or ``--interval``.
+    """
+    if id_col is None:
+        return
+    refused = [flag for flag, used in (("--register", register_as), ("--interval", interval))
+               if used]
+    if refused:
+        raise ConfigError(
+            f"--id-col {id_col}: global models can be trained and evaluated; {refused[0]} is "
+            f"not supported for them yet. Drop {refused[0]}.")
+    if track:
+        raise ConfigError(
+            f"--id-col {id_col}: global models can be trained and evaluated; logging them to "
+            "MLflow (--track, the default) and serving them are not supported yet. Pass "
+            "--no-track (and --save PATH to keep the model).")
 
 
 def _horizon(horizon: int | None, frame) -> int:
@@ -140,6 +163,28 @@ def _metrics_table(title: str, metrics: dict) -> Table:
     rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
     for name, values in rows:
         table.add_row(name, *(f"{values[m]:.4f}" if m in values else "-" for m in POINT_METRICS))
+    return table
+
+
+def _per_series_table(result: dict, limit: int = 20) -> Table:
+    """A global model's test MAE/MASE per series beside that series' best baseline, worst
+    model MASE first (the first ``limit`` series)."""
+    rows = result["per_series"]
+    skipped = result.get("skipped_series") or {}
+    note = f"; skipped (too short): {', '.join(map(str, skipped))}" if skipped else ""
+    shown = "" if len(rows) <= limit else f", the {limit} worst shown"
+    table = Table(title=f"per series ({len(rows)} series{shown}), worst "
+                        f"{result.get('worst_series')!s}{note}")
+    for name, justify in (("series", "left"), ("windows", "right"), ("model MAE", "right"),
+                          ("model MASE", "right"), ("best baseline", "left"),
+                          ("baseline MAE", "right"), ("baseline MASE", "right")):
+        table.add_column(name, justify=justify)
+    for row in rows[:limit]:
+        base = row.get("baseline") or {}
+        table.add_row(row["series"], str(row["windows"]), f"{row['model']['mae']:.4g}",
+                      f"{row['model']['mase']:.4f}", row.get("best_baseline") or "-",
+                      f"{base['mae']:.4g}" if base else "-",
+                      f"{base['mase']:.4f}" if base else "-")
     return table
 
 
@@ -275,7 +320,7 @@ def train(
     display = for_cli(as_json=as_json)  # progress on stderr (forecast.progress)
     check_model_name(register_as, "--register")  # before loading and training, not after
     check_data_flags(fill=fill, duplicates=duplicates, max_gap=max_gap)
-    _one_series_only(id_col)
+    _global_supported(id_col, track=track, register_as=register_as, interval=interval)
     if register_as and not track:
         raise ConfigError("--register needs MLflow tracking: drop --no-track.")
     _positive(horizon, "--horizon", "window.horizon")
@@ -294,7 +339,7 @@ def train(
 
     frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
                               freq=freq, fill=fill, max_gap=max_gap, duplicates=duplicates,
-                              sep=sep, decimal=decimal, dayfirst=dayfirst,
+                              id_col=id_col, sep=sep, decimal=decimal, dayfirst=dayfirst,
                               date_format=date_format, tz=tz)
     config = _config(
         horizon=_horizon(horizon, frame), lookback=lookback, setup=setup,
@@ -349,6 +394,8 @@ def _print_training(result: dict, *, csv: Path, save: Path | None, role,
         f"{csv.name}: test part, {result['sizes']['test_windows']} windows, original units",
         result))
     _console.print(result["versus"])
+    if result.get("per_series"):
+        _console.print(_per_series_table(result))
     if result.get("intervals"):
         _console.print(_intervals_table(result["intervals"]))
     _console.print(result["chosen"])

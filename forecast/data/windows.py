@@ -186,6 +186,51 @@ class WindowSpec:
     def n_windows(self, frame: pd.DataFrame) -> int:
         return int(len(self.window_starts(frame)))
 
+    def window_series(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """The series id of every window of ``frame``, in the order of ``window_starts``.
+
+        Returns:
+            An object array (windows,) of ids (as ``str``) in long format (a frame indexed by
+            (id, time)); None for one series.
+
+        Example:
+            >>> spec.window_series(long_frame)[:3]     # windows of series "A" come first
+            array(['A', 'A', 'A'], dtype=object)
+        """
+        if not isinstance(frame.index, pd.MultiIndex):
+            return None
+        pieces = [
+            np.full(len(range(begin, end - self.min_rows + 1, self.stride)), str(series),
+                    dtype=object)
+            for series, (begin, end) in self._segments(frame).items()
+            if end - begin >= self.min_rows
+        ]
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=object)
+
+    def split_short(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+        """``frame`` without the series too short for one window, and those series.
+
+        Args:
+            frame: a frame indexed by (id, time) (long format) or by time (one series).
+
+        Returns:
+            ``(kept, skipped)``: ``kept`` holds the series with at least ``lookback + horizon``
+            rows (attrs kept); ``skipped`` is ``{id: rows}`` of the others (always empty for
+            one series, whose shortness ``check_frame`` reports).
+        """
+        if not isinstance(frame.index, pd.MultiIndex):
+            return frame, {}
+        segments = self._segments(frame)
+        skipped = {str(series): end - begin for series, (begin, end) in segments.items()
+                   if end - begin < self.min_rows}
+        if not skipped:
+            return frame, {}
+        keep = np.concatenate([np.arange(begin, end) for begin, end in segments.values()
+                               if end - begin >= self.min_rows] or [np.zeros(0, np.int64)])
+        kept = frame.iloc[keep]
+        kept.attrs = dict(frame.attrs)
+        return kept, skipped
+
     def frame(self, frame: pd.DataFrame, i: int) -> WindowFrames:
         """The ``i``-th window of ``frame`` as DataFrames with timestamps.
 

@@ -163,19 +163,36 @@ def seasonal_naive_scale(insample, season: int, n_targets: int | None = None) ->
     return np.mean(np.abs(series[season:] - series[:-season]), axis=0)
 
 
-def mase(y_true, y_pred, insample, season: int = 1, axis: int | None = None):
+def mase(y_true, y_pred, insample=None, season: int = 1, axis: int | None = None, *,
+         scale=None):
     """Mean absolute scaled error: errors divided by the in-sample seasonal naive MAE.
 
     Each target channel's absolute errors are divided by its own scale (see
     ``seasonal_naive_scale``), then averaged. A channel whose scale is 0 (a constant series at
     that lag) makes MASE undefined: NaN is returned for it and a warning logged.
 
+    Args:
+        y_true, y_pred: actuals and point forecasts (windows, horizon, targets).
+        insample: the training series (rows, targets) the scale is computed from.
+        season: the seasonal lag.
+        axis: the axis to keep (None: one number).
+        scale: instead of ``insample``, the scale itself: (targets,), or (windows, targets)
+            when the windows come from several series, each scaled by its own series'
+            in-sample error (``series_scales``); the windows are then pooled.
+
     Example:
         >>> mase([[2.0]], [[4.0]], insample=[1.0, 2.0, 4.0], season=1)   # scale 1.5
         1.3333333333333333
     """
     y_true, y_pred = _pair(y_true, y_pred)
-    scale = seasonal_naive_scale(insample, season, y_true.shape[-1])
+    if scale is None:
+        if insample is None:
+            raise DataError("MASE needs `insample` (the training series) or `scale`.")
+        scale = seasonal_naive_scale(insample, season, y_true.shape[-1])
+    else:
+        scale = np.asarray(scale, dtype=np.float64)
+        if scale.ndim == 2:  # [N, T] -> [N, 1, T]: one scale per window and channel
+            scale = scale[:, None, :]
     if np.any(scale == 0):
         logger.warning("MASE is undefined: the in-sample series does not change at lag %d.", season)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -305,8 +322,35 @@ def median_index(quantiles: Sequence[float]) -> int:
     return int(np.argmin(np.abs(levels - 0.5)))
 
 
+def series_scales(insamples: dict, series, season: int) -> np.ndarray:
+    """MASE's scale of every window when the windows come from several series.
+
+    Args:
+        insamples: ``{id: training series (rows,) or (rows, targets)}``.
+        series: the id of every window (windows,).
+        season: the seasonal lag.
+
+    Returns:
+        (windows, targets) float64: the scale of each window's own series.
+
+    Raises:
+        DataError: a window of a series without an in-sample series.
+    """
+    series = np.asarray(series, dtype=object)
+    own = {}
+    for key in dict.fromkeys(series.tolist()):
+        if key not in insamples:
+            raise DataError(f"MASE: no training series for series {key!r}; it has "
+                            f"{sorted(insamples)}.")
+        own[key] = seasonal_naive_scale(insamples[key], season)
+    if not len(series):
+        width = len(next(iter(own.values()))) if own else 1
+        return np.zeros((0, width))
+    return np.stack([own[key] for key in series.tolist()])
+
+
 def compute_metrics(y_true, y_pred, *, insample=None, season: int = 1,
-                    quantiles: Sequence[float] | None = None) -> dict:
+                    quantiles: Sequence[float] | None = None, scale=None) -> dict:
     """All metrics, overall and per horizon step.
 
     Args:
@@ -317,6 +361,8 @@ def compute_metrics(y_true, y_pred, *, insample=None, season: int = 1,
         insample: the training series (rows, targets) for MASE; None leaves MASE out.
         season: MASE's seasonal lag.
         quantiles: the quantile levels of ``y_pred``'s last axis.
+        scale: MASE's scale given directly instead of ``insample`` (see ``mase``): per window,
+            (windows, targets), when the windows pool several series.
 
     Returns:
         ``{"mae", "rmse", "mape", "smape", ["mase"], ["pinball", "coverage",
@@ -351,9 +397,9 @@ def compute_metrics(y_true, y_pred, *, insample=None, season: int = 1,
         per_step[name] = func(y_true, point, axis=1).tolist()
     result["mape"], skipped = mape(y_true, point, return_skipped=True)
     per_step["mape"] = mape(y_true, point, axis=1).tolist()
-    if insample is not None:
-        result["mase"] = mase(y_true, point, insample, season)
-        per_step["mase"] = mase(y_true, point, insample, season, axis=1).tolist()
+    if insample is not None or scale is not None:
+        result["mase"] = mase(y_true, point, insample, season, scale=scale)
+        per_step["mase"] = mase(y_true, point, insample, season, axis=1, scale=scale).tolist()
     if q_pred is not None:
         result["pinball"] = pinball(y_true, q_pred, levels)
         per_step["pinball"] = pinball(y_true, q_pred, levels, axis=1).tolist()

@@ -91,6 +91,16 @@ class DataSection(_Section):
     def _one_or_many(cls, value):
         return [value] if isinstance(value, str) else value
 
+    @field_validator("id_col")
+    @classmethod
+    def _no_global_models_yet(cls, value):
+        if value is not None:  # refused here, not after training at the logging step
+            raise ValueError(
+                f"{shown(value)} asks for one global model over many series, which a "
+                "pipeline cannot track, register or serve yet. Train it with `forecast train "
+                "CSV --id-col COLUMN --no-track`, or remove data.id_col.")
+        return value
+
     @model_validator(mode="after")
     def _check_reading(self):
         from forecast.errors import ForecastError

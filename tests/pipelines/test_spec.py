@@ -145,3 +145,23 @@ def test_a_missing_data_file_is_named_when_asked(tmp_path):
     (tmp_path / "data.csv").write_text("date,y\n")
     assert load_pipeline(path, check_data=True).data.path.is_file()
     assert load_pipeline(write(tmp_path, VALID.replace("data.csv", "gone.csv"))).name == "tiny"
+
+
+def test_an_id_column_is_refused_before_anything_trains(tmp_path):
+    # global models train with `forecast train --id-col --no-track`; a pipeline tracks and serves
+    path = write(tmp_path, VALID.replace("  time_col: date\n",
+                                         "  time_col: date\n  id_col: store\n"))
+    msg = message(path)
+    assert "line 5: data.id_col" in msg and "'store' asks for one global model" in msg
+    assert "--id-col COLUMN --no-track" in msg
+
+
+def test_reading_settings_are_checked_and_kept(tmp_path):
+    text = VALID.replace("  time_col: date\n", "  time_col: date\n  sep: ';'\n  decimal: ','\n"
+                         "  dayfirst: true\n  tz: Europe/Berlin\n")
+    reading = load_pipeline(write(tmp_path, text)).data.reading()
+    assert (reading.sep, reading.decimal, reading.dayfirst, reading.tz, reading.time_col) == (
+        ";", ",", True, "Europe/Berlin", "date")
+    msg = message(write(tmp_path, VALID.replace("  time_col: date\n",
+                                                "  time_col: date\n  decimal: '#'\n"), "b.yaml"))
+    assert "data" in msg and "decimal" in msg and "'#'" in msg

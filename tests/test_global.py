@@ -1,0 +1,129 @@
+"""One global model over a long-format file of several series (issue 15)."""
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast.cli import main
+from forecast.data import WindowSpec, load_csv
+from forecast.errors import DataError
+from forecast.forecaster import Forecaster
+from forecast.workflow import train_and_evaluate
+
+CONFIG = {"horizon": 6, "lookback": 24, "model": {"units": 4},
+          "train": {"epochs": 2, "seed": 3, "verbose": 0}}
+
+
+def _long_csv(tmp_path, *, short: bool = False):
+    """Three hourly series of different lengths, start dates and levels (10, 100, 1000),
+    plus, with ``short``, a series too short for one training window."""
+    rng = np.random.default_rng(0)
+    rows = []
+    layout = [("A", "2024-01-01", 300, 10.0), ("B", "2024-01-03 05:00", 240, 100.0),
+              ("C", "2023-12-20", 360, 1000.0)]
+    if short:
+        layout.append(("D", "2024-01-02", 30, 50.0))
+    for key, start, n, level in layout:
+        t = np.arange(n)
+        values = level * (1 + 0.3 * np.sin(2 * np.pi * t / 24)) + rng.normal(0, level / 50, n)
+        for when, value in zip(pd.date_range(start, periods=n, freq="h"), values, strict=True):
+            rows.append((key, when, value))
+    path = tmp_path / "long.csv"
+    pd.DataFrame(rows, columns=["store", "time", "y"]).to_csv(path, index=False)
+    return path
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_windows_never_cross_series(tmp_path):
+    frame = load_csv(_long_csv(tmp_path), id_col="store", targets=["y"])
+    spec = WindowSpec(24, 6, ("y",))
+    starts, series = spec.window_starts(frame), spec.window_series(frame)
+    ids = frame.index.get_level_values(0).astype(str)
+    assert len(starts) == (300 - 29) + (240 - 29) + (360 - 29)
+    # the first and the last row of every window belong to the window's own series
+    assert (ids[starts] == series).all() and (ids[starts + 29] == series).all()
+    assert list(dict.fromkeys(series)) == ["A", "B", "C"]
+
+
+def test_cli_trains_one_model_with_a_per_series_table(tmp_path, capsys, caplog):
+    path = _long_csv(tmp_path, short=True)
+    with caplog.at_level(logging.WARNING):
+        code, out, err = _run(
+            ["train", str(path), "--id-col", "store", "--target", "y", "--horizon", "6",
+             "--lookback", "24", "--units", "4", "--epochs", "2", "--seed", "3", "--no-track",
+             "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["settings"]["n_series"] == 3  # D was left out
+    assert result["skipped_series"] == {"D": 21}  # 30 rows - 3 val - 6 test
+    assert any("'D' (21 rows)" in r.getMessage() for r in caplog.records)
+    per_series = {row["series"]: row for row in result["per_series"]}
+    assert set(per_series) == {"A", "B", "C"}
+    assert result["worst_series"] == result["per_series"][0]["series"]
+    # test windows: 20% of each series, minus horizon - 1
+    assert {k: v["windows"] for k, v in per_series.items()} == {"A": 55, "B": 43, "C": 67}
+    # per-series scaling: every series' errors are on its own level (MASE of order 1)
+    for row in result["per_series"]:
+        assert row["best_baseline"] in ("naive", "seasonal_naive", "linear")
+        assert 0 < row["baseline"]["mase"] < 2 and np.isfinite(row["model"]["mase"])
+    # per-series scaling: relative to its level (10, 100, 1000) every series' error is alike
+    relative = [per_series[k]["model"]["mae"] / level
+                for k, level in (("A", 10), ("B", 100), ("C", 1000))]
+    assert max(relative) < 3 * min(relative), relative
+    # the human table
+    code, out, err = _run(
+        ["train", str(path), "--id-col", "store", "--target", "y", "--horizon", "6",
+         "--lookback", "24", "--units", "4", "--epochs", "1", "--no-track"], capsys)
+    assert code == 0, err
+    assert "per series (3 series)" in out and "skipped (too short): D" in out
+
+
+def test_cli_refuses_what_global_models_cannot_do_yet(tmp_path, capsys):
+    path = _long_csv(tmp_path)
+    base = ["train", str(path), "--id-col", "store", "--target", "y"]
+    code, _, err = _run(base, capsys)
+    assert code == 2 and "--no-track" in err and "serving them are not supported yet" in err
+    code, _, err = _run([*base, "--register", "m"], capsys)
+    assert code == 2 and "--register is not supported for them yet" in err
+
+
+def test_every_series_too_short_names_the_flags(tmp_path):
+    frame = load_csv(_long_csv(tmp_path), id_col="store", targets=["y"])
+    with pytest.raises(DataError, match="--lookback"):
+        train_and_evaluate(frame, {**CONFIG, "lookback": 300})
+
+
+def test_fit_skips_a_short_series_and_round_trips(tmp_path, caplog):
+    frame = load_csv(_long_csv(tmp_path, short=True), id_col="store", targets=["y"])
+    with caplog.at_level(logging.WARNING):
+        forecaster = Forecaster({**CONFIG, "lookback": 28}).fit(frame)  # D: 30 < 28 + 6
+    assert forecaster.skipped == {"D": 30} and forecaster.ids == ["A", "B", "C", "D"]
+    assert any("'D' (30 rows)" in r.getMessage() for r in caplog.records)
+    # predict: long format in, long format out, one batch for every series
+    history = frame.groupby(level=0).tail(48)
+    forecast = forecaster.predict(history)
+    assert list(forecast.columns) == ["store", "time", "y"] and len(forecast) == 4 * 6
+    first = forecast[forecast.store == "B"].time.iloc[0]
+    assert first == frame.xs("B").index[-1] + pd.Timedelta("1h")
+    means = forecast.groupby("store").y.mean()  # each series forecast at its own level
+    assert 5 < means["A"] < 15 and 50 < means["B"] < 150 and 500 < means["C"] < 1500
+    # save and load: the same forecasts
+    forecaster.save(tmp_path / "model")
+    state = json.loads((tmp_path / "model" / "forecaster.json").read_text())
+    assert state["ids"] == ["A", "B", "C", "D"] and set(state["scaler"]["params"]) == set("ABCD")
+    loaded = Forecaster.load(tmp_path / "model")
+    pd.testing.assert_frame_equal(loaded.predict(history), forecast)
+    test = frame.groupby(level=0).tail(60)
+    np.testing.assert_array_equal(loaded.predict_windows(test)[1],
+                                  forecaster.predict_windows(test)[1])
+    with pytest.raises(DataError, match="'Z'"):
+        forecaster.predict(history.rename(index={"A": "Z"}, level=0))
