@@ -926,69 +926,15 @@ class Forecaster:
         max_gap = max_gap if max_gap is not None else saved.get("max_gap")
         if reading is None and not isinstance(input_example, pd.DataFrame):
             reading = self.reading if self.reading is not None else saved.get("reading")
-        try:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-",
-                                            dir=folder.parent))
-        except OSError as exc:
-            raise ModelError(f"{folder}: cannot create its folder ({exc.strerror or exc}). "
-                             "Save into a folder you can write to.") from None
-        old = None
-        try:
-            written = save_forecaster_model(
-                self, staging / "model", time_col=time_col, input_example=input_example,
-                fill=fill, max_gap=max_gap, reading=reading)
-            if folder.exists():  # an empty folder, or (overwrite) an earlier save
-                old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.replaced-",
-                                            dir=folder.parent))
-                old.rmdir()
-                folder.rename(old)
-            written.rename(folder)
-        except BaseException as exc:
-            if old is not None and old.exists() and not folder.exists():
-                old.rename(folder)  # put the earlier save back
-            if not isinstance(exc, OSError):
-                raise
-            raise ModelError(f"{folder}: the forecaster could not be saved "
-                             f"({exc.strerror or exc}); nothing there was changed.") from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return folder
+        return _replace_folder(folder, lambda staging: save_forecaster_model(
+            self, staging / "model", time_col=time_col, input_example=input_example,
+            fill=fill, max_gap=max_gap, reading=reading))
 
     def _save_files(self, folder: Path) -> Path:
         """A global model's save: ``model.keras`` and ``forecaster.json`` (the scaler per
         series, the known ids) in ``folder``, written beside it first and moved into place.
         Not an MLflow model yet: serving global models is not supported."""
-        try:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-",
-                                            dir=folder.parent))
-        except OSError as exc:
-            raise ModelError(f"{folder}: cannot create its folder ({exc.strerror or exc}). "
-                             "Save into a folder you can write to.") from None
-        old = None
-        try:
-            written = self.write_files(staging / "model")
-            if folder.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.replaced-",
-                                            dir=folder.parent))
-                old.rmdir()
-                folder.rename(old)
-            written.rename(folder)
-        except BaseException as exc:
-            if old is not None and old.exists() and not folder.exists():
-                old.rename(folder)
-            if not isinstance(exc, OSError):
-                raise
-            raise ModelError(f"{folder}: the forecaster could not be saved "
-                             f"({exc.strerror or exc}); nothing there was changed.") from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return folder
+        return _replace_folder(folder, lambda staging: self.write_files(staging / "model"))
 
     @classmethod
     def load(cls, path) -> Forecaster:
@@ -1089,6 +1035,43 @@ class Forecaster:
                 "the forecaster again with `forecast train --save PATH`.") from None
         return forecaster
 
+
+
+def _replace_folder(folder: Path, write) -> Path:
+    """Writes a saved forecaster into ``folder`` so that a failure changes nothing there: the
+    new folder is written beside it (``write(staging)`` returns the written folder), an earlier
+    save is moved aside, the new one renamed into place, and the earlier one put back if that
+    fails.
+
+    Raises:
+        ModelError: the folder cannot be created or written (``OSError``), naming it.
+    """
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-", dir=folder.parent))
+    except OSError as exc:
+        raise ModelError(f"{folder}: cannot create its folder ({exc.strerror or exc}). "
+                         "Save into a folder you can write to.") from None
+    old = None
+    try:
+        written = write(staging)
+        if folder.exists():  # an empty folder, or (overwrite) an earlier save
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.replaced-", dir=folder.parent))
+            old.rmdir()
+            folder.rename(old)
+        written.rename(folder)
+    except BaseException as exc:
+        if old is not None and old.exists() and not folder.exists():
+            old.rename(folder)  # put the earlier save back
+        if not isinstance(exc, OSError):
+            raise
+        raise ModelError(f"{folder}: the forecaster could not be saved "
+                         f"({exc.strerror or exc}); nothing there was changed.") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
 
 def _all_layers(model):
     yield from model._flatten_layers(include_self=False, recursive=True)
