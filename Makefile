@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install chromium demo test test-airflow lint bench clean
+.PHONY: install chromium java demo test test-airflow test-spark lint bench clean
 
 install: $(STAMP)
 
@@ -32,8 +32,10 @@ chromium:
 demo: $(STAMP)
 	$(BIN)/forecast quickstart
 
+# Two worker processes (pytest-xdist): most tests wait on subprocesses, servers and SQLite, so
+# two workers keep both cores busy; worksteal evens out the few long end-to-end tests.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 # The Airflow DAG factory (forecast.scheduling.airflow) tested for real with dag.test() on a
 # SQLite metadata database, in a venv of its own: Airflow 3 pins fastapi (and more) below what
@@ -60,8 +62,38 @@ test-airflow: $(STAMP) $(AIRFLOW_STAMP)
 		FORECAST_PYTHON=$(abspath $(BIN))/python \
 		$(AIRFLOW_VENV)/bin/python -m pytest -q tests_airflow
 
+# Scoring on Spark (forecast.serving.spark, `forecast predict --spark`) tested for real with a
+# local[2] SparkSession, in a venv of its own: the project with its dependencies plus pyspark
+# (pinned), so the main .venv and `make test` never need Java. pyspark 4.x runs on Java 17:
+# the `java` target installs Debian's openjdk-17-jre-headless when `java` is missing (root and
+# apt-get), and otherwise stops with a message saying what to install.
+SPARK_VERSION := 4.3.0
+SPARK_VENV := .venv-spark
+SPARK_STAMP := $(SPARK_VENV)/.installed
+
+$(SPARK_STAMP): pyproject.toml
+	test -x $(SPARK_VENV)/bin/python || $(PYTHON) -m venv $(SPARK_VENV)
+	echo '*' > $(SPARK_VENV)/.gitignore
+	$(SPARK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SPARK_VENV)/bin/python -m pip install --quiet -e ".[dev,spark]" \
+		"pyspark[sql]==$(SPARK_VERSION)"
+	touch $(SPARK_STAMP)
+
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends openjdk-17-jre-headless) >/dev/null 2>&1; \
+	  fi; \
+	  command -v java >/dev/null 2>&1 || { echo "java: not found and not installable here;" \
+	    "install Java 17 (Debian: apt-get install openjdk-17-jre-headless) for make test-spark"; \
+	    exit 1; }; }
+
+test-spark: $(SPARK_STAMP) | java
+	$(SPARK_VENV)/bin/python -m pytest -q tests_spark
+
 lint: $(STAMP)
-	$(BIN)/ruff check forecast tests tests_airflow benchmarks pipelines
+	$(BIN)/ruff check forecast tests tests_airflow tests_spark benchmarks pipelines
 
 # torch is a benchmark peer only (torch.nn.LSTM), never a dependency of the project; pmdarima,
 # vega_datasets and statsmodels only ship the real series of benchmarks/real_data.py.
@@ -72,6 +104,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_lstm.py
 	$(BIN)/python benchmarks/ett.py --check
 	$(BIN)/python benchmarks/real_data.py
+	$(BIN)/python benchmarks/m4.py --check
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) build *.egg-info
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(SPARK_VENV) build *.egg-info

@@ -45,6 +45,7 @@ from forecast.models import build_model
 from forecast.models.baselines import BASELINES, baseline_from_json, make_baseline
 from forecast.models.builder import check_model_size
 from forecast.models.setups import get_setup
+from forecast.models.static import StaticCovariates, static_frame
 from forecast.options import NETWORK, ForecasterConfig, ResolvedSettings, parse_config
 from forecast.training import FitResult, fit, make_strategy, resolve_loss, set_seed
 from forecast.training.fit import reference_losses
@@ -251,6 +252,9 @@ class Forecaster:
         #: ``serving.json`` at ``load``): the defaults of ``save``
         self.time_col: str | None = None
         self.reading = None
+        #: a global model: the series id column of its training frame (``describe(train)``,
+        #: or ``serving.json`` at ``load``), the default id column of ``save``
+        self.id_col: str | None = None
         #: the saved ``ServingInfo`` as a dict (time column, fill, max_gap, reading) when the
         #: folder loaded had one
         self.serving: dict | None = None
@@ -265,6 +269,9 @@ class Forecaster:
         #: a global model: the series left out of training for having too few rows, ``{id:
         #: training rows}``
         self.skipped: dict[str, int] = {}
+        #: a global model's static covariates and id embedding (``--static``,
+        #: ``--id-embedding``): their encoding, saved as JSON; None without them
+        self.statics: StaticCovariates | None = None
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -445,9 +452,15 @@ class Forecaster:
             self.ids = [str(key) for key in sizes.index]
             rows = int(sizes.median())  # the lookback suits a typical series
         info = describe(train)
-        targets, covariates = list(info.targets), list(info.covariates)
+        targets, covariates, future = self._roles(train, info)
         self.freq = info.freq
         self.time_col, self.reading = info.time_col, info.reading
+        self.id_col = (info.id_col or train.index.names[0] or "id") if self.ids is not None \
+            else None
+        if self.ids is not None:  # a global model: forecast.models.global_defaults
+            self._resolve_global(rows, targets_only=not (
+                covariates or future or getattr(self.config, "static", None)
+                or getattr(self.config.model, "id_embedding", 0)))
         use_calendar = self._resolve_calendar()
         calendar = calendar_feature_names(self.freq) if use_calendar and self.freq else []
         if self.config.lookback is None:
@@ -455,10 +468,87 @@ class Forecaster:
                 self.freq, self.config.horizon, rows)
             self.config = self.config.model_copy(update={"lookback": lookback})
         lookback = self.config.lookback
+        self.statics = self._fit_statics(train, info)
+        statics = self.statics
         self.spec = WindowSpec(
             lookback, self.config.horizon, targets=tuple(targets),
-            past_covariates=tuple(covariates), future_covariates=tuple(calendar),
+            past_covariates=tuple(covariates), future_covariates=tuple(future + calendar),
+            static_covariates=tuple(statics.columns) if statics else (),
+            static_sizes=tuple(statics.sizes) if statics else (),
+            static_dims=tuple(statics.dims) if statics else (),
         )
+
+    def _fit_statics(self, train: pd.DataFrame, info) -> StaticCovariates | None:
+        """The encoding of the static covariates and the id embedding (None without them).
+
+        Raises:
+            ConfigError: static covariates or an id embedding for a model of one series.
+            DataError: a static column the frame does not carry (``add_static``).
+        """
+        static, id_embedding = list(self.config.static), self.config.model.id_embedding
+        if not static and not id_embedding:
+            return None
+        if not self.is_global:
+            what = (f"static covariates {static} (--static, YAML `data.static`)" if static
+                    else "an id embedding (--id-embedding, YAML `model.id_embedding`)")
+            raise ConfigError(f"{what} describe the series of a global model; this data holds "
+                              "one series: pass --id-col (YAML `data.id_col`) or drop them.")
+        values = info.extra.get("static") or {}
+        missing = [c for c in static if c not in values]
+        if missing:
+            raise DataError(
+                f"{info.source}: the static column(s) {missing} were not read with the data; "
+                "load them with --static COLUMN (Python: forecast.data.io.add_static).")
+        return StaticCovariates.fit({c: values[c] for c in static}, self.ids,
+                                    id_embedding=id_embedding, source=info.source)
+
+    def _roles(self, train: pd.DataFrame, info) -> tuple[list[str], list[str], list[str]]:
+        """The targets, past covariates and user future covariates of the training frame: the
+        columns named by ``future_covariates`` (``--future-covariate``) are known-future
+        inputs, whatever role the frame's ``SeriesInfo`` gives them.
+
+        Raises:
+            DataError: a future covariate column is not in the frame, or every column is one.
+        """
+        future = list(self.config.future_covariates)
+        missing = [c for c in future if c not in train.columns]
+        if missing:
+            raise DataError(
+                f"{info.source}: future covariate column(s) {missing} are not in the data; it "
+                f"has {list(train.columns)}. Check --future-covariate (YAML "
+                "`data.future_covariates`).")
+        targets = [c for c in info.targets if c not in future]
+        if not targets:
+            raise DataError(
+                f"{info.source}: every column is a future covariate ({future}); name the "
+                "target with --target (YAML `data.targets`).")
+        covariates = [c for c in info.covariates if c not in future]
+        return targets, covariates, future
+
+    @property
+    def _user_future(self) -> list[str]:
+        """The known-future covariates the user supplies (not the calendar features)."""
+        return list(self.config.future_covariates)
+
+    def _resolve_global(self, rows: int, *, targets_only: bool) -> None:
+        """A global model's settings: the lookback from the frequency (when not given) and
+        ``forecast.models.global_defaults.global_defaults`` (setup, segment length, training),
+        kept in ``config`` (and logged).
+
+        Args:
+            rows: training rows of the median series.
+            targets_only: whether the network reads the targets alone.
+        """
+        from forecast.models.global_defaults import global_defaults
+
+        if self.config.lookback is None:
+            lookback, self.lookback_reason = lookback_choice(
+                self.freq, self.config.horizon, rows)
+            self.config = self.config.model_copy(update={"lookback": lookback})
+        season = season_for_freq(self.freq, default=1) if self.freq else 1
+        self.config, self.lookback_reason = global_defaults(
+            self.config, season=season, targets_only=targets_only,
+            lookback_reason=self.lookback_reason)
 
     def _resolve_calendar(self) -> bool:
         """Calendar features on or off: as given, or on exactly when the setup reads
@@ -467,23 +557,34 @@ class Forecaster:
         Raises:
             ConfigError: calendar features asked for a setup that cannot read them.
         """
-        reads_future = get_setup(self.config.setup).SUPPORTS_FUTURE_COVARIATES
+        setup = get_setup(self.config.setup)
+        reads_calendar = setup.SUPPORTS_FUTURE_COVARIATES and getattr(setup, "READS_CALENDAR",
+                                                                       True)
         if self.config.calendar is None:
-            self.config = self.config.model_copy(update={"calendar": reads_future})
-        elif self.config.calendar and not reads_future:
+            self.config = self.config.model_copy(update={"calendar": reads_calendar})
+        elif self.config.calendar and not reads_calendar:
             raise ConfigError(
-                f"setup {self.config.setup!r} reads the targets alone, so it cannot use calendar "
-                "features: set calendar to false (YAML `model.calendar: false`, CLI "
-                "--no-calendar) or leave it unset.")
+                f"setup {self.config.setup!r} does not take calendar features (it reads the "
+                "targets and only the future covariates named with --future-covariate): set "
+                "calendar to false (YAML `model.calendar: false`, CLI --no-calendar) or leave "
+                "it unset.")
         return self.config.calendar
 
     def _scaled_columns(self) -> list[str]:
-        return list(self.spec.targets + self.spec.past_covariates)
+        """The columns read from the data and scaled: targets, past and user future
+        covariates (the calendar features are made, not read)."""
+        return list(self.spec.targets + self.spec.past_covariates) + self._user_future
 
     def _with_features(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if not self.spec.future_covariates:
-            return frame
-        return add_calendar_features(frame, self.freq)
+        """``frame`` with the columns the model makes: calendar features and the encoded
+        static covariates (per series: the values sent with the frame, else the saved ones)."""
+        if len(self.spec.future_covariates) != len(self._user_future):  # calendar features
+            frame = add_calendar_features(frame, self.freq)
+        if self.statics is not None:
+            info = describe(frame)
+            frame = static_frame(frame, self.statics, info.extra.get("static"),
+                                 source=info.source)
+        return frame
 
     def _fit_baselines(self, train_x: pd.DataFrame) -> None:
         """Naive and seasonal naive read each window's own history (per series by nature);
@@ -601,7 +702,9 @@ class Forecaster:
         The copy shares the scaler, window spec, frequency and baselines, so it takes the same
         raw history, predicts through the same ``predict`` and serves through the same pyfunc;
         it saves as JSON only (no ``model.keras``). Registration makes one champion when the
-        baseline beats the network on the backtest.
+        baseline beats the network on the backtest. Of a global model it is global too: naive
+        and seasonal naive read each series' own history, ``linear`` is the one linear model
+        fitted over the windows of every series; it takes and returns long format.
 
         Args:
             name: ``naive``, ``seasonal_naive`` or ``linear`` (one that was fitted).
@@ -620,7 +723,9 @@ class Forecaster:
         copy.spec, copy.freq, copy.scaler = self.spec, self.freq, self.scaler
         copy.insample, copy.baselines = self.insample, self.baselines
         copy.ids, copy.skipped = self.ids, self.skipped
+        copy.statics = self.statics
         copy.time_col, copy.reading, copy.serving = self.time_col, self.reading, self.serving
+        copy.id_col = self.id_col
         copy.model = baseline_from_json(json.dumps(self.baselines[name]))
         copy.kind = name
         copy.intervals = self.baseline_intervals.get(name)
@@ -697,7 +802,12 @@ class Forecaster:
 
         Args:
             history: a time-indexed frame with the input columns in original units (at least
-                ``lookback`` rows; the last ones are used).
+                ``lookback`` rows; the last ones are used). A model with known-future
+                covariates (``future_covariates``) reads their horizon values from the rows
+                after the history whose target cells are all empty (``load_csv(...,
+                future_rows=True)`` keeps them): exactly ``horizon`` rows at the model's
+                frequency after the last history timestamp (per series for a global model). A
+                model without them leaves such rows out (with a warning).
 
         Returns:
             A frame indexed by the future timestamps, one column per target (original units)
@@ -712,7 +822,9 @@ class Forecaster:
 
         Raises:
             DataError: missing columns or too few rows; for a global model, series it does not
-                know (named) or one history of a single series.
+                know (named) or one history of a single series; future rows that are missing,
+                too few, too many, off the horizon's timestamps or lack a value (naming the
+                series, timestamps and columns); an unknown static category.
         """
         self._require_fitted()
         if self.is_global or isinstance(history.index, pd.MultiIndex):
@@ -725,6 +837,7 @@ class Forecaster:
                 f"{source}: columns {missing} are missing; the model reads "
                 f"{self._scaled_columns()}."
             )
+        history, ahead = self._split_future(history)
         if len(history) < spec.lookback:
             raise DataError(
                 f"{source}: has {len(history)} rows; the model needs at least {spec.lookback} "
@@ -736,6 +849,7 @@ class Forecaster:
         )[1:]
         future_index.name = past.index.name
         padding = pd.DataFrame(0.0, index=future_index, columns=past.columns)
+        self._fill_future(padding, ahead, source)
         window = pd.concat([past, padding])
         attach(window, describe(history).with_(freq=self.freq))
         window = self.scaler.transform(self._with_features(window))
@@ -758,6 +872,85 @@ class Forecaster:
                     frame[f"{target}_hi_{label}"] = hi[:, j]
         return frame
 
+    def _split_future(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """One series' rows split into the history and the future rows after it.
+
+        The future rows are the rows after the last one with a target value whose target cells
+        are all empty: where the user gives the known-future covariates (``load_csv(...,
+        future_rows=True)`` keeps them). This is the one place that tells them apart.
+
+        Args:
+            frame: one series indexed by time (a long-format group with the id dropped).
+
+        Returns:
+            ``(history, future)``: the rows up to the last with a target, and the rest (possibly
+            none), both with ``frame``'s attrs.
+        """
+        empty = frame[list(self.spec.targets)].isna().all(axis=1).to_numpy()
+        kept = np.flatnonzero(~empty)
+        end = int(kept[-1]) + 1 if len(kept) else 0
+        history, future = frame.iloc[:end], frame.iloc[end:]
+        history.attrs = future.attrs = dict(frame.attrs)
+        return history, future
+
+    def _fill_future(self, padding: pd.DataFrame, ahead: pd.DataFrame, source: str,
+                     key=None) -> None:
+        """Puts the user's future covariate values for the horizon into ``padding`` (in
+        place): exactly the ``horizon`` rows after the history, every value given.
+
+        Args:
+            padding: the horizon rows of the window, indexed by the future timestamps.
+            ahead: the future rows the user gave (``_split_future``).
+            source: how messages name the input.
+            key: the series id (global models), named in messages.
+
+        Raises:
+            DataError: the model reads future covariates and the future rows are missing, too
+                few or too many, off the horizon's timestamps, or lack values; the message names
+                the series, the timestamps and the columns.
+        """
+        user = self._user_future
+        label = "" if key is None else f"series {str(key)!r}: "
+        if not user:
+            if len(ahead):
+                logger.warning("%s: %sleft out %d row(s) after the history whose target cells "
+                               "are empty: this model reads no future covariates.", source,
+                               label, len(ahead))
+            return
+        expected, horizon = padding.index, self.spec.horizon
+        span = f"{horizon} steps from {expected[0]} to {expected[-1]}"
+        fix = (f"give exactly {horizon} rows after the history, one per {self.freq!r} step, with "
+               f"the target cells empty and {user} filled (--future-covariate, YAML "
+               "`data.future_covariates`)")
+        got = pd.DatetimeIndex(ahead.index)
+        if not len(got):
+            raise DataError(
+                f"{source}: {label}no future values of {user} after the last history row "
+                f"({expected[0] - pd.tseries.frequencies.to_offset(self.freq)}): the model "
+                f"reads them over the {span}; {fix}.")
+        if got.duplicated().any():
+            raise DataError(f"{source}: {label}the future rows repeat the timestamp(s) "
+                            f"{_stamps(got[got.duplicated()])}; {fix}.")
+        extra = got.difference(expected)
+        if len(extra):
+            raise DataError(
+                f"{source}: {label}{len(got)} future row(s) follow the history but the model "
+                f"forecasts the {span}: the row(s) at {_stamps(extra)} are not among them; "
+                f"{fix}.")
+        absent = expected.difference(got)
+        if len(absent):
+            raise DataError(
+                f"{source}: {label}the future rows lack {len(absent)} of the {horizon} horizon "
+                f"timestamps ({_stamps(absent)}), so {user} are unknown there; {fix}.")
+        values = ahead.reindex(expected)[user].to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            columns = [user[j] for j in np.flatnonzero(bad.any(axis=0))]
+            raise DataError(
+                f"{source}: {label}future covariate(s) {columns} have no value at "
+                f"{_stamps(expected[bad.any(axis=1)])}; {fix}.")
+        padding[user] = values
+
     def _predict_long(self, history: pd.DataFrame) -> pd.DataFrame:
         """``predict`` of a global model: one batch with the last window of every series."""
         spec = self.spec
@@ -771,26 +964,28 @@ class Forecaster:
         if missing:
             raise DataError(f"{source}: columns {missing} are missing; the model reads "
                             f"{self._scaled_columns()}.")
-        groups = list(history.groupby(level=0, sort=False))
-        unknown = [str(key) for key, _ in groups if str(key) not in self.ids]
+        groups = [(key, *self._split_future(group.droplevel(0)))  # (id, history, future rows)
+                  for key, group in history.groupby(level=0, sort=False)]
+        unknown = [str(key) for key, _, _ in groups if str(key) not in self.ids]
         if unknown:
             shown = ", ".join(repr(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
             raise DataError(
                 f"{source}: series {shown} are not known to this global model (it was trained "
                 f"on {len(self.ids)} series and keeps scaling statistics for those only); "
                 "forecast known series, or retrain with these series in the training file.")
-        short = [f"{key!r} ({len(group)} rows)" for key, group in groups
+        short = [f"{key!r} ({len(group)} rows)" for key, group, _ in groups
                  if len(group) < spec.lookback]
         if short:
             raise DataError(f"{source}: series {', '.join(short[:5])} have fewer rows than the "
                             f"lookback {spec.lookback} the model needs to forecast.")
         id_name, time_name = history.index.names[0] or "id", history.index.names[-1] or "time"
         windows, indexes, keys = [], [], []
-        for key, group in groups:
-            past = group.droplevel(0).iloc[-spec.lookback:][self._scaled_columns()]
+        for key, group, ahead in groups:
+            past = group.iloc[-spec.lookback:][self._scaled_columns()]
             future_index = pd.date_range(past.index[-1], periods=spec.horizon + 1,
                                          freq=self.freq)[1:]
             padding = pd.DataFrame(0.0, index=future_index, columns=past.columns)
+            self._fill_future(padding, ahead, source, key)
             window = pd.concat([past, padding])
             window.index = pd.MultiIndex.from_arrays(
                 [np.repeat(np.array([key], dtype=object), len(window)), window.index],
@@ -806,6 +1001,10 @@ class Forecaster:
         inputs = values[:, : spec.lookback]
         if spec.n_future:
             inputs = [inputs, values[:, spec.lookback:, spec.n_inputs - spec.n_future:]]
+        if spec.n_static:  # [S, K]: each series' first row
+            static = frame[list(spec.static_covariates)].to_numpy(dtype=np.float32)
+            static = static.reshape(len(keys), spec.min_rows, spec.n_static)[:, 0]
+            inputs = [*(inputs if isinstance(inputs, list) else [inputs]), static]
         forecast = self._inverse(self._predict_scaled(self.model, inputs),
                                  np.array(keys, dtype=object))  # [S, H, T(, Q)]
         parts = []
@@ -852,6 +1051,8 @@ class Forecaster:
             # a global model: the series it knows (its scaler has statistics per id) and
             # those training skipped; absent for one series, as in forecasters saved before
             **({"ids": list(self.ids), "skipped": dict(self.skipped)} if self.is_global else {}),
+            # static covariates and the id embedding: their encoding (absent without them)
+            **({"static": self.statics.to_dict()} if self.statics is not None else {}),
             **intervals,  # only when calibrated: forecasters saved before it have none
         }
 
@@ -882,7 +1083,7 @@ class Forecaster:
 
     def save(self, path, *, overwrite: bool = False, time_col: str | None = None,
              input_example: pd.DataFrame | None = None, fill: str | None = None,
-             max_gap: int | None = None, reading=None) -> Path:
+             max_gap: int | None = None, reading=None, id_col: str | None = None) -> Path:
         """Writes the forecaster as an MLflow pyfunc model folder at ``path``.
 
         The folder is what ``log_forecaster`` logs to a run (``save_forecaster_model``: the
@@ -904,6 +1105,9 @@ class Forecaster:
                 before, else ``"interpolate"`` and the default longest gap).
             reading: how history text is read (``ReadOptions``); default from
                 ``input_example``, else the training data's.
+            id_col: a global model's series id column: the served model takes and returns
+                long format (``id_col``, ``time_col``, inputs); default as saved before, else
+                ``input_example``'s, else the training data's (``id_col``).
 
         Returns:
             The folder.
@@ -918,23 +1122,16 @@ class Forecaster:
         self._require_fitted()
         folder = Path(path)
         check_save_target(folder, overwrite=overwrite)
-        if self.is_global:
-            return self._save_files(folder)
         saved = self.serving or {}
         time_col = time_col or saved.get("time_col") or self.time_col or "time"
         fill = fill or saved.get("fill") or "interpolate"
         max_gap = max_gap if max_gap is not None else saved.get("max_gap")
         if reading is None and not isinstance(input_example, pd.DataFrame):
             reading = self.reading if self.reading is not None else saved.get("reading")
+        id_col = (id_col or saved.get("id_col")) if self.is_global else id_col
         return _replace_folder(folder, lambda staging: save_forecaster_model(
             self, staging / "model", time_col=time_col, input_example=input_example,
-            fill=fill, max_gap=max_gap, reading=reading))
-
-    def _save_files(self, folder: Path) -> Path:
-        """A global model's save: ``model.keras`` and ``forecaster.json`` (the scaler per
-        series, the known ids) in ``folder``, written beside it first and moved into place.
-        Not an MLflow model yet: serving global models is not supported."""
-        return _replace_folder(folder, lambda staging: self.write_files(staging / "model"))
+            fill=fill, max_gap=max_gap, reading=reading, id_col=id_col))
 
     @classmethod
     def load(cls, path) -> Forecaster:
@@ -983,6 +1180,7 @@ class Forecaster:
             info = ServingInfo.read(files)
             forecaster.serving = info.to_dict()
             forecaster.time_col = info.time_col
+            forecaster.id_col = info.id_col
             forecaster.reading = info.read_options if info.reading else None
         return forecaster
 
@@ -1014,6 +1212,8 @@ class Forecaster:
                                        for k, v in tail.items()}
             else:
                 forecaster.insample = np.asarray(tail, dtype=np.float64)
+            if state.get("static"):
+                forecaster.statics = StaticCovariates.from_dict(state["static"])
             if state.get("ids") is not None:
                 forecaster.ids = [str(k) for k in state["ids"]]
                 forecaster.skipped = {str(k): int(v)
@@ -1072,6 +1272,12 @@ def _replace_folder(folder: Path, write) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return folder
+
+def _stamps(times, limit: int = 3) -> str:
+    """Up to ``limit`` timestamps as text, with how many more."""
+    shown = ", ".join(str(t) for t in times[:limit])
+    return shown + (f" and {len(times) - limit} more" if len(times) > limit else "")
+
 
 def _all_layers(model):
     yield from model._flatten_layers(include_self=False, recursive=True)

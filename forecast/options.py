@@ -18,7 +18,9 @@ The models:
 
 Defaults were chosen on validation data (the ETTh1 validation split, see
 ``pipelines/etth1.yaml``): a 32-unit many-to-one LSTM with last-value instance normalisation and
-a linear skip from the lookback to the horizon.
+a linear skip from the lookback to the horizon. A global model (one network over many series,
+an id column) replaces some of them with its own, chosen on M4 Hourly validation: see
+``forecast.models.global_defaults`` (the one place that logic lives).
 
 Every invalid value is a ``ConfigError`` whose message names the setting, what was received and
 what is allowed (with the closest word for a misspelt one).
@@ -421,6 +423,9 @@ class ModelOptions(_Settings):
     segment_decoder: Annotated[str, _word("segment_decoder", SEGMENT_DECODERS)] = Field(
         "parallel", description="Segment setup: decode all horizon segments at once "
                                 "(parallel) or one after another (recurrent).")
+    id_embedding: int = Field(
+        0, description="Global models: size of a learned embedding of the series id fed to "
+                       "the network (known ids only); 0 (default) leaves it out.")
 
     @field_validator("dropout", mode="before")
     @classmethod
@@ -436,6 +441,14 @@ class ModelOptions(_Settings):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValueError(f"`seed` must be an integer or None. Received: seed={shown(value)}")
         return value
+
+    @field_validator("id_embedding", mode="before")
+    @classmethod
+    def _id_embedding(cls, value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"`id_embedding` must be a whole number >= 0 (0: off). "
+                             f"Received: id_embedding={shown(value)}")
+        return int(value)
 
     def to_dict(self) -> dict:
         """Plain data for JSON (quantiles as a list)."""
@@ -550,6 +563,44 @@ class FeatureOptions(_Settings):
         "standard", description="standard, minmax or robust, fitted on the training part only.")
 
 
+def _column_names(name: str):
+    """A before-validator: a list of distinct, non-empty column names (one name is a list of
+    one)."""
+
+    def check(value):
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not all(
+                isinstance(v, str) and v.strip() for v in value):
+            raise ValueError(f"`{name}` must be a list of column names. "
+                             f"Received: {name}={shown(value)}")
+        repeated = sorted({v for v in value if list(value).count(v) > 1})
+        if repeated:
+            raise ValueError(f"`{name}` names {repeated} more than once; list each column once.")
+        return list(value)
+
+    return BeforeValidator(check)
+
+
+class CovariateOptions(_Settings):
+    """Covariates the user supplies beyond the past covariates (``data.covariates``)."""
+
+    WHAT: ClassVar[str] = "data"
+
+    future_covariates: Annotated[list[str], _column_names("future_covariates")] = Field(
+        default_factory=list,
+        description="Columns known ahead (prices, promotions, holidays): read over the lookback "
+                    "and over the horizon; at predict time their values come as the rows after "
+                    "the history whose target cells are empty (CLI --future-covariate).")
+    static: Annotated[list[str], _column_names("static")] = Field(
+        default_factory=list,
+        description="Per-series columns of a global model (category, region, size), constant "
+                    "within each series: text is integer-coded and embedded, numbers are "
+                    "scaled (CLI --static).")
+
+
 class BatchOptions(_Settings):
     """The batch of windows per training step."""
 
@@ -559,7 +610,7 @@ class BatchOptions(_Settings):
         32, description="Windows per batch.")
 
 
-class ForecasterConfig(WindowOptions, FeatureOptions, BatchOptions):
+class ForecasterConfig(WindowOptions, FeatureOptions, CovariateOptions, BatchOptions):
     """Everything that decides a forecaster, as data (unknown keys are an error).
 
     Example:

@@ -547,6 +547,9 @@ def run_backtest(
 ) -> dict:
     """Rolling-origin backtest of the forecaster and the baselines on the same folds.
 
+    A long-format frame (many series, ``--id-col``) is backtested as one global model per fold
+    (``run_global_backtest``).
+
     Returns:
         ``{"model": {mean metrics}, "baselines": {name: {...}}, "folds": [{"index",
         "fit_start", "fit_end", "origin", "test_end", "fit_rows", "test_rows", "n_windows",
@@ -557,10 +560,8 @@ def run_backtest(
         ConfigError: invalid settings; DataError: too few rows for the folds.
     """
     if isinstance(frame.index, pd.MultiIndex):
-        raise ConfigError(
-            "backtesting a global model over many series (--id-col, YAML `data.id_col`) is "
-            "not supported yet; `forecast train --id-col` trains one and evaluates it on a "
-            "chronological split of every series.")
+        return run_global_backtest(frame, config, folds=folds, fold_size=fold_size, mode=mode,
+                                   baselines=baselines)
     config, _ = with_lookback(config, describe(frame).freq, len(frame) // 2)
     probe = Forecaster(config)
     probe._describe(frame)
@@ -592,6 +593,127 @@ def run_backtest(
         report["baselines"][name] = _point(base.mean)
         for entry, fold in zip(report["folds"], base.folds, strict=True):
             entry[name] = _point(fold.metrics)
+    return report
+
+
+def run_global_backtest(
+    frame: pd.DataFrame,
+    config: dict | ForecasterConfig,
+    *,
+    folds: int = 3,
+    fold_size: int | None = None,
+    mode: str = "expanding",
+    baselines: tuple[str, ...] = BASELINES,
+) -> dict:
+    """Rolling-origin backtest of one global model over the series of a long-format frame.
+
+    Every series is cut at the same origin counted from its own end
+    (``forecast.evaluation.backtest.global_folds``); each fold fits ONE forecaster over the
+    training parts of every series (scalers per series, on the fold's training rows only) and
+    scores it, and the baselines fitted inside it on the same rows (naive and seasonal naive
+    per series, linear as the global linear model), on the test windows of every series:
+    pooled metrics (each window's MASE scaled by its own series' training rows, as
+    ``evaluate_forecaster``) and per series.
+
+    Args:
+        frame: long format (indexed by (id, time)), original units.
+        config: the forecaster's settings.
+        folds, fold_size, mode: the layout (``fold_size`` defaults to a tenth of the median
+            series, at least the horizon).
+        baselines: the baselines reported (those the forecaster fits).
+
+    Returns:
+        ``run_backtest``'s report (``"model"``, ``"baselines"``, ``"folds"``, ``"settings"``),
+        where each fold's ``fit_start``/``origin``/``test_end`` are the earliest fit start, the
+        latest origin and the latest forecast timestamp over the series, plus
+        ``"per_series"``: one row per series, worst model MASE first: ``{"series",
+        "windows", "model": {"mae", "mase", "smape"} (mean over folds), "best_baseline"
+        (the baseline with the lowest mean MASE there), "baseline": {...}, "baselines":
+        {name: {"mae", "mase", "smape"}}}``, ``"worst_series"`` and ``"skipped_series"``
+        (``{id: rows}`` of the series too short for the folds, left out with a warning).
+
+    Raises:
+        ConfigError: invalid settings; DataError: no series long enough for the folds.
+    """
+    from forecast.evaluation.backtest import global_folds
+    from forecast.evaluation.metrics import series_scales
+    from forecast.progress import current as current_progress
+
+    config, _ = with_lookback(config, describe(frame).freq, _train_rows(frame, 0.0, 0.5, None))
+    probe = Forecaster(config)
+    probe._describe(frame)
+    spec = probe.spec
+    base_spec = WindowSpec(spec.lookback, spec.horizon, spec.targets, spec.past_covariates)
+    layout, settings, skipped = global_folds(frame, base_spec, folds=folds,
+                                             fold_size=fold_size, mode=mode)
+    if skipped:
+        logger.warning(
+            "backtest: skipped %d of %d series too short for %d folds of %d rows: %s",
+            len(skipped), len(skipped) + settings["series"], folds, settings["fold_size"],
+            ", ".join(f"{key!r} ({rows} rows)" for key, rows in skipped.items()))
+    report = {"model": {}, "baselines": {}, "folds": [], "settings": {
+        k: v if v is None or isinstance(v, int | float | str) else str(v)
+        for k, v in settings.items()}}
+    scores: dict[str, dict[str, list]] = {}  # series -> forecaster -> per-fold metrics
+    windows: dict[str, int] = {}
+    display = current_progress()
+    with display.task("fold", total=len(layout), label="backtest global model") as task:
+        for fold in layout:
+            forecaster = Forecaster(config).fit(fold.train, fold.val)
+            y_true, forecasts = forecaster.predict_windows_of(
+                fold.test, {"model": forecaster.model, **{
+                    name: predictor for name, predictor in forecaster.baseline_predictors()
+                    .items() if name in baselines}})
+            series = forecaster.window_series(fold.test)
+            scale = series_scales(forecaster.insample, series, forecaster.season)
+            entry = {"index": fold.index, "fit_start": str(fold.fit_start),
+                     "fit_end": str(fold.origin), "origin": str(fold.origin),
+                     "test_end": str(fold.test_end),
+                     "fit_rows": int(sum(r["fit_rows"] for r in fold.ranges.values())),
+                     "test_rows": int(sum(r["test_rows"] for r in fold.ranges.values())),
+                     "n_windows": int(len(y_true)), "series": len(fold.ranges)}
+            for name, pred in forecasts.items():
+                levels = forecaster.quantiles if name == "model" and pred.ndim == 4 else None
+                entry[name] = _point(compute_metrics(y_true, pred, scale=scale,
+                                                     quantiles=levels))
+            for key in dict.fromkeys(series.tolist()):
+                take = series == key
+                windows[key] = windows.get(key, 0) + int(take.sum())
+                for name, pred in forecasts.items():
+                    levels = forecaster.quantiles if name == "model" and pred.ndim == 4 \
+                        else None
+                    metrics = compute_metrics(y_true[take], pred[take], scale=scale[take],
+                                              quantiles=levels)
+                    scores.setdefault(key, {}).setdefault(name, []).append(
+                        {m: float(metrics[m]) for m in ("mae", "mase", "smape")})
+            report["folds"].append(entry)
+            task.advance(mae=entry["model"]["mae"])
+    names = [name for name in ("model", *baselines)
+             if all(name in fold for fold in report["folds"])]
+    for name in names:
+        mean = {m: float(np.mean([fold[name][m] for fold in report["folds"]]))
+                for m in report["folds"][0][name]}
+        if name == "model":
+            report["model"] = mean
+        else:
+            report["baselines"][name] = mean
+    for fold in report["folds"]:  # a baseline missing in some fold is not compared
+        for name in [n for n in baselines if n in fold and n not in names]:
+            fold.pop(name)
+    rows = []
+    for key, who in scores.items():
+        means = {name: {m: float(np.mean([s[m] for s in values]))
+                        for m in ("mae", "mase", "smape")}
+                 for name, values in who.items() if name in names}
+        others = {n: v for n, v in means.items() if n != "model" and np.isfinite(v["mase"])}
+        best = min(others, key=lambda n: others[n]["mase"]) if others else None
+        rows.append({"series": key, "windows": windows[key], "model": means["model"],
+                     "best_baseline": best, "baseline": others.get(best),
+                     "baselines": {n: v for n, v in means.items() if n != "model"}})
+    rows.sort(key=lambda r: -r["model"]["mase"] if np.isfinite(r["model"]["mase"]) else 0.0)
+    report["per_series"] = rows
+    report["worst_series"] = rows[0]["series"] if rows else None
+    report["skipped_series"] = skipped
     return report
 
 

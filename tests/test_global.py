@@ -10,7 +10,7 @@ import pytest
 from forecast.cli import main
 from forecast.data import WindowSpec, load_csv
 from forecast.errors import DataError
-from forecast.forecaster import Forecaster
+from forecast.forecaster import Forecaster, forecaster_files
 from forecast.workflow import train_and_evaluate
 
 CONFIG = {"horizon": 6, "lookback": 24, "model": {"units": 4},
@@ -89,11 +89,10 @@ def test_cli_trains_one_model_with_a_per_series_table(tmp_path, capsys, caplog):
 
 def test_cli_refuses_what_global_models_cannot_do_yet(tmp_path, capsys):
     path = _long_csv(tmp_path)
-    base = ["train", str(path), "--id-col", "store", "--target", "y"]
-    code, _, err = _run(base, capsys)
-    assert code == 2 and "--no-track" in err and "serving them are not supported yet" in err
-    code, _, err = _run([*base, "--register", "m"], capsys)
-    assert code == 2 and "--register is not supported for them yet" in err
+    base = ["train", str(path), "--id-col", "store", "--target", "y", "--no-track"]
+    # tracking, registering and serving global models work now; conformal intervals do not
+    code, _, err = _run([*base, "--interval", "0.9"], capsys)
+    assert code == 2 and "--interval" in err and "not supported yet" in err
 
 
 def test_every_series_too_short_names_the_flags(tmp_path):
@@ -118,7 +117,7 @@ def test_fit_skips_a_short_series_and_round_trips(tmp_path, caplog):
     assert 5 < means["A"] < 15 and 50 < means["B"] < 150 and 500 < means["C"] < 1500
     # save and load: the same forecasts
     forecaster.save(tmp_path / "model")
-    state = json.loads((tmp_path / "model" / "forecaster.json").read_text())
+    state = json.loads((forecaster_files(tmp_path / "model") / "forecaster.json").read_text())
     assert state["ids"] == ["A", "B", "C", "D"] and set(state["scaler"]["params"]) == set("ABCD")
     loaded = Forecaster.load(tmp_path / "model")
     pd.testing.assert_frame_equal(loaded.predict(history), forecast)
@@ -127,3 +126,49 @@ def test_fit_skips_a_short_series_and_round_trips(tmp_path, caplog):
                                   forecaster.predict_windows(test)[1])
     with pytest.raises(DataError, match="'Z'"):
         forecaster.predict(history.rename(index={"A": "Z"}, level=0))
+
+
+def test_global_models_resolve_their_own_defaults(tmp_path):
+    """With an id column the segment setup and the global training defaults are used (chosen
+    on M4 Hourly validation); one series keeps the single-series defaults."""
+    from forecast.models.global_defaults import GLOBAL_DEFAULTS
+    from forecast.options import ForecasterConfig
+
+    frame = load_csv(_long_csv(tmp_path), id_col="store", targets=["y"])
+    tiny = {"horizon": 6, "model": {"units": 4}, "train": {"epochs": 1, "seed": 3, "verbose": 0}}
+    forecaster = Forecaster(tiny).fit(frame)
+    config = forecaster.resolved.config
+    assert config.setup == "segment" and config.calendar is False
+    assert config.batch_size == GLOBAL_DEFAULTS["batch_size"]
+    assert config.model.units == 4  # what the user set is kept
+    # the lookback from the frequency: a quarter of the median series (300 rows) = 75,
+    # rounded down to whole segments of 6 (the largest divisor of the horizon <= 24)
+    assert (config.lookback, config.model.segment_length) == (72, 6)
+    assert "rounded down to 72" in forecaster.resolved.lookback_reason
+    for key, value in GLOBAL_DEFAULTS["train"].items():
+        assert getattr(config.train, key) == value
+    for key, value in GLOBAL_DEFAULTS["model"].items():
+        if key != "units":
+            assert getattr(config.model, key) == value
+    # the settings are resolved before training, as check_before_training reads them
+    def resolve(config, data=frame):
+        probe = Forecaster(config)
+        probe._describe(data)
+        return probe.config
+
+    # a given lookback is kept; the segment length divides it and the horizon
+    given = resolve({**tiny, "lookback": 28})
+    assert (given.lookback, given.model.segment_length) == (28, 2)
+    # a setup other than the single-series default is the user's choice and is kept
+    assert resolve({**tiny, "setup": "seq2seq"}).setup == "seq2seq"
+    # one series: the single-series defaults, unchanged
+    one = load_csv(_long_csv(tmp_path), id_col="store", targets=["y"])
+    path = tmp_path / "one.csv"
+    one.xs("A").reset_index().to_csv(path, index=False)
+    single = resolve(tiny, load_csv(path, time_col="time", targets=["y"]))
+    defaults = ForecasterConfig(horizon=6)
+    assert (single.setup, single.batch_size, single.calendar) == ("many_to_one", 32, True)
+    assert single.lookback == 75  # a quarter of its 300 rows, not rounded to segments
+    assert single.train == defaults.train.model_copy(update={"epochs": 1, "seed": 3,
+                                                             "verbose": 0})
+    assert single.model == defaults.model.model_copy(update={"units": 4})

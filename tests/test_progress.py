@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from forecast.progress import (
@@ -232,7 +233,8 @@ def test_promotion_says_which_candidate_and_fold_it_backtests(monkeypatch):
     monkeypatch.setattr(forecast.workflow, "run_backtest", fake_run_backtest)
     monkeypatch.setattr(promotion, "_backtest_key", lambda *a: "key")
     progress, clock, stream = _plain()
-    frame = np.zeros(480)
+    frame = pd.DataFrame({"y": np.zeros(480)},
+                         index=pd.date_range("2024-01-01", periods=480, freq="h"))
     with using(progress):
         decision = promotion.promote_if_better("demo", "3", frame, folds=2, fold_size=24)
     assert decision.promoted

@@ -28,6 +28,16 @@ OPT_DUPLICATES = typer.Option(DUPLICATES[0], "--duplicates",
 OPT_ID_COL = typer.Option(None, "--id-col",
                           help="Series id column of a long-format file (one row per series "
                                "and timestamp). YAML `data.id_col`.")
+OPT_FUTURE_COVARIATE = typer.Option(
+    None, "--future-covariate",
+    help="Column known ahead (price, promotion, holiday), read over the lookback and the "
+         "horizon; repeatable. To forecast, give its values in the horizon rows after the "
+         "history, with the target cells empty. YAML `data.future_covariates`.")
+OPT_STATIC = typer.Option(
+    None, "--static",
+    help="Per-series column of a long-format file (category, region, size), constant within "
+         "each series: text is embedded, numbers scaled; repeatable. Needs --id-col. YAML "
+         "`data.static`.")
 
 
 def check_data_flags(*, fill: str, duplicates: str, max_gap: int | None) -> None:

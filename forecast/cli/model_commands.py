@@ -15,8 +15,10 @@ from rich.table import Table
 from forecast.cli.data_commands import (
     OPT_DUPLICATES,
     OPT_FILL,
+    OPT_FUTURE_COVARIATE,
     OPT_ID_COL,
     OPT_MAX_GAP,
+    OPT_STATIC,
     check_data_flags,
 )
 from forecast.errors import ConfigError
@@ -42,17 +44,104 @@ def _option(settings, name: str, flag: str, **kwargs):
     return typer.Option(settings.default(name), flag, help=settings.help(name), **kwargs)
 
 
-def _config(*, horizon, lookback, setup, batch_size, model: dict, train: dict, calendar=None):
-    """The ``ForecasterConfig`` of the command's options (ConfigError names a bad one)."""
-    from forecast.options import parse_config
+#: a setting's command-line parameter where its name differs from the setting's
+_PARAMETER = {"quantiles": "quantile"}
+
+
+def _given(ctx: typer.Context | None, values: dict, settings) -> dict:
+    """The entries of ``values`` the user gave: an option left at its default, or a value the
+    command fills in with the setting's own default, is left out.
+
+    The ``ForecasterConfig`` then knows those settings as unset (pydantic's
+    ``model_fields_set``), so a global model can take its own defaults for them
+    (``forecast.models.global_defaults``) while ``--setup many_to_one`` given by hand is kept.
+
+    Args:
+        ctx: the command's context (None: every entry counts as given).
+        values: setting name -> value, as the command collected them.
+        settings: the settings class that declares them (``forecast.options``).
+
+    Returns:
+        The given entries.
+    """
+    kept = {}
+    for key, value in values.items():
+        source = ctx.get_parameter_source(_PARAMETER.get(key, key)) if ctx else None
+        if source is not None:
+            given = source.name != "DEFAULT"
+        else:  # filled in by the command: given unless it is the setting's default
+            given = key not in settings.model_fields or value != settings.default(key)
+        if given:
+            kept[key] = value
+    return kept
+
+
+def _config(*, horizon, lookback, setup, batch_size, model: dict, train: dict, calendar=None,
+            future_covariates=None, static=None, ctx: typer.Context | None = None):
+    """The ``ForecasterConfig`` of the command's options, holding only the settings the user
+    gave (``_given``; the others take their defaults).
+
+    Raises:
+        ConfigError: names a bad setting.
+    """
+    from forecast.options import ForecasterConfig, ModelOptions, TrainOptions, parse_config
 
     if model.get("quantiles"):
         model["quantiles"] = tuple(sorted(model["quantiles"]))
     else:
         model.pop("quantiles", None)
-    return parse_config({"horizon": horizon, "lookback": lookback, "setup": setup,
-                         "calendar": calendar, "batch_size": batch_size, "model": model,
-                         "train": train})
+    top = _given(ctx, {"lookback": lookback, "setup": setup, "calendar": calendar,
+                       "batch_size": batch_size}, ForecasterConfig)
+    return parse_config({"horizon": horizon, **top, "model": _given(ctx, model, ModelOptions),
+                         "train": _given(ctx, train, TrainOptions),
+                         "future_covariates": list(future_covariates or []),
+                         "static": list(static or [])})
+
+
+def _load_with_covariates(csv: Path, *, covariate, future_covariate, static, id_col, **kwargs):
+    """``load_for_training`` with the future covariates read as inputs and, with ``--static``,
+    each series' static values kept with the frame (``forecast.data.io.add_static``).
+
+    Raises:
+        ConfigError: ``--static`` without ``--id-col``, or a column given to two flags.
+        DataError: as ``load_csv``; a static column that varies within a series.
+    """
+    from forecast.workflow import load_for_training
+
+    covariate, future_covariate = list(covariate or []), list(future_covariate or [])
+    both = sorted(set(covariate) & set(future_covariate))
+    if both:
+        raise ConfigError(f"--covariate and --future-covariate both name {both}: a column is "
+                          "either known only up to now (--covariate) or known ahead "
+                          "(--future-covariate); pass it to one of them.")
+    if static and id_col is None:
+        raise ConfigError(f"--static {static[0]}: static covariates describe each series of a "
+                          "long-format file; pass its series id column with --id-col COLUMN.")
+    from forecast.errors import DataError
+
+    try:
+        frame = load_for_training(csv, covariates=covariate + future_covariate, id_col=id_col,
+                                  **kwargs)
+    except DataError:
+        if future_covariate:  # name the flag that asked for a missing column
+            from forecast.data.io import read_raw
+            from forecast.data.validation import quote_list
+
+            columns = []
+            with contextlib.suppress(DataError):
+                columns = list(read_raw(csv, source=str(csv), sep=kwargs.get("sep"))[0].columns)
+            absent = [c for c in future_covariate if c not in columns]
+            if columns and absent:
+                raise DataError(
+                    f"{str(csv)!r}: --future-covariate (YAML `data.future_covariates`) names "
+                    f"column(s) {quote_list(absent)} that do not exist. The columns are: "
+                    f"{quote_list(columns)}.") from None
+        raise
+    if static:
+        from forecast.data.io import add_static
+
+        frame = add_static(frame, csv, static, sep=kwargs.get("sep"))
+    return frame
 
 
 def _cluster_role(strategy: str, register_as: str | None):
@@ -113,41 +202,16 @@ def _interval_levels(levels) -> tuple[float, ...]:
     return tuple(sorted({float(level) for level in levels or ()}))
 
 
-def _one_series_only(id_col: str | None) -> None:
-    """Refuses ``--id-col`` for a backtest before anything is loaded or trained.
-
-    Raises:
-        ConfigError: ``id_col`` is given (a long-format file of many series).
-    """
-    if id_col is not None:
-        raise ConfigError(
-            f"--id-col {id_col}: backtesting one global model over many series (YAML "
-            "`data.id_col`) is not supported yet. `forecast train --id-col "
-            f"{id_col} --no-track` trains one and evaluates it on a chronological split of "
-            f"every series; `forecast inspect --id-col {id_col}` shows the series.")
-
-
-def _global_supported(id_col: str | None, *, track: bool, register_as: str | None,
-                      interval) -> None:
+def _global_supported(id_col: str | None, *, interval) -> None:
     """Refuses, before anything is loaded, what a global model (``--id-col``) cannot do yet.
 
     Raises:
-        ConfigError: ``--id-col`` with ``--register``, MLflow tracking (``--track``, the
-            default) or ``--interval``.
+        ConfigError: ``--id-col`` with ``--interval`` (conformal intervals of many series).
     """
-    if id_col is None:
-        return
-    refused = [flag for flag, used in (("--register", register_as), ("--interval", interval))
-               if used]
-    if refused:
+    if id_col is not None and interval:
         raise ConfigError(
-            f"--id-col {id_col}: global models can be trained and evaluated; {refused[0]} is "
-            f"not supported for them yet. Drop {refused[0]}.")
-    if track:
-        raise ConfigError(
-            f"--id-col {id_col}: global models can be trained and evaluated; logging them to "
-            "MLflow (--track, the default) and serving them are not supported yet. Pass "
-            "--no-track (and --save PATH to keep the model).")
+            f"--id-col {id_col}: conformal prediction intervals (--interval) are not supported "
+            "yet for a global model over many series. Drop --interval.")
 
 
 def _horizon(horizon: int | None, frame) -> int:
@@ -248,10 +312,13 @@ _OPT_CHECKPOINT_DIR = _option(TrainOptions, "checkpoint_dir", "--checkpoint-dir"
 
 
 def train(
+    ctx: typer.Context,
     csv: Path = typer.Argument(..., help="CSV file with a time column and numeric columns."),
     time_col: str = _OPT_TIME,
     target: list[str] = _OPT_TARGET,
     covariate: list[str] = _OPT_COV,
+    future_covariate: list[str] = OPT_FUTURE_COVARIATE,
+    static: list[str] = OPT_STATIC,
     freq: str = _OPT_FREQ,
     fill: str = OPT_FILL,
     max_gap: int = OPT_MAX_GAP,
@@ -276,6 +343,7 @@ def train(
                                         "--channel-independent/--no-channel-independent"),
     segment_length: int = _option(ModelOptions, "segment_length", "--segment-length"),
     segment_decoder: str = _option(ModelOptions, "segment_decoder", "--segment-decoder"),
+    id_embedding: int = _option(ModelOptions, "id_embedding", "--id-embedding"),
     quantile: list[float] = typer.Option(None, "--quantile", help="Quantile level; repeatable."),
     interval: list[float] = typer.Option(
         None, "--interval",
@@ -313,14 +381,13 @@ def train(
     from forecast.workflow import (
         check_before_training,
         check_experiment_name,
-        load_for_training,
         train_and_evaluate,
     )
 
     display = for_cli(as_json=as_json)  # progress on stderr (forecast.progress)
     check_model_name(register_as, "--register")  # before loading and training, not after
     check_data_flags(fill=fill, duplicates=duplicates, max_gap=max_gap)
-    _global_supported(id_col, track=track, register_as=register_as, interval=interval)
+    _global_supported(id_col, interval=interval)
     if register_as and not track:
         raise ConfigError("--register needs MLflow tracking: drop --no-track.")
     _positive(horizon, "--horizon", "window.horizon")
@@ -337,21 +404,25 @@ def train(
     if save is not None:  # before training: nothing already saved there is lost
         check_save_target(save, overwrite=overwrite, flag="--save")
 
-    frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
-                              freq=freq, fill=fill, max_gap=max_gap, duplicates=duplicates,
-                              id_col=id_col, sep=sep, decimal=decimal, dayfirst=dayfirst,
-                              date_format=date_format, tz=tz)
+    frame = _load_with_covariates(csv, covariate=covariate, future_covariate=future_covariate,
+                                  static=static, time_col=time_col, targets=target, freq=freq,
+                                  fill=fill, max_gap=max_gap, duplicates=duplicates,
+                                  id_col=id_col, sep=sep, decimal=decimal, dayfirst=dayfirst,
+                                  date_format=date_format, tz=tz)
     config = _config(
         horizon=_horizon(horizon, frame), lookback=lookback, setup=setup,
-        calendar=calendar, batch_size=batch_size,
+        calendar=calendar, batch_size=batch_size, future_covariates=future_covariate,
+        static=static,
         model={"cell": cell, "units": units, "layers": layers, "dropout": dropout,
                "instance_norm": instance_norm, "linear_skip": linear_skip,
                "channel_independent": channel_independent, "segment_length": segment_length,
-               "segment_decoder": segment_decoder, "quantiles": quantile},
+               "segment_decoder": segment_decoder, "quantiles": quantile,
+               "id_embedding": id_embedding},
         train={"epochs": epochs, "learning_rate": learning_rate, "patience": patience,
                "seed": seed, "verbose": 0 if as_json and not display.active
                else TrainOptions.default("verbose"),
                "strategy": strategy, "checkpoint_dir": checkpoint_dir},
+        ctx=ctx,
     )
     check_before_training(frame, config, val=val, test=test)  # split sizes, network size
     with using(display), _quiet_stdout(as_json):
@@ -457,36 +528,60 @@ def evaluate(
                               help="The model: MLflow model URI (models:/NAME@champion, "
                                    "runs:/ID/model) or a local folder (forecast train --save)."),
     csv: Path = typer.Option(..., "--csv", help="CSV with the same columns as in training."),
+    id_col: str = OPT_ID_COL,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
 ) -> None:
-    """Evaluate a saved or logged forecaster on every window of a CSV, beside its baselines."""
+    """Evaluate a saved or logged forecaster on every window of a CSV, beside its baselines.
+
+    A global model (trained with --id-col) reads a long-format CSV: give the same --id-col; the
+    metrics are pooled over its series and listed per series.
+    """
     from forecast.data import load_csv
     from forecast.workflow import evaluate_forecaster
 
     forecaster = load_forecaster(model)
+    if forecaster.is_global != (id_col is not None):
+        raise ConfigError(
+            f"--model {model} is a global model over {len(forecaster.ids)} series: pass the "
+            "series id column of the long-format CSV with --id-col COLUMN." if
+            forecaster.is_global else
+            f"--model {model} was trained on one series: drop --id-col {id_col} and give a CSV "
+            "of that one series.")
     spec = forecaster.spec
     served = forecaster.serving or {}  # how the model reads its data (the older layout: detect)
-    frame = load_csv(csv, targets=list(spec.targets), covariates=list(spec.past_covariates) or None,
-                     freq=forecaster.freq, min_rows=spec.min_rows,
+    inputs = list(spec.past_covariates) + list(forecaster.config.future_covariates)
+    frame = load_csv(csv, targets=list(spec.targets), covariates=inputs or None,
+                     freq=forecaster.freq,
+                     # many series: those too short for a window are left out when windowing
+                     min_rows=None if id_col else spec.min_rows,
                      min_rows_reason=f"lookback {spec.lookback} + horizon {spec.horizon}",
                      fill=served.get("fill") or "interpolate", max_gap=served.get("max_gap"),
-                     reading=served.get("reading"))
+                     reading=served.get("reading"), id_col=id_col)
     with _quiet_stdout(as_json):
         metrics = evaluate_forecaster(forecaster, frame)
+    if metrics.get("per_series"):
+        metrics["worst_series"] = metrics["per_series"][0]["series"]
     if as_json:
         print(json.dumps({k: metrics[k] for k in ("model", "baselines", "per_step", "scaled",
-                                                   "intervals") if k in metrics}))
+                                                   "intervals", "per_series", "worst_series")
+                          if k in metrics}))
         return
-    _console.print(_metrics_table(f"{csv.name}: {spec.n_windows(frame)} windows", metrics))
+    windows = len(metrics["arrays"][0])
+    _console.print(_metrics_table(f"{csv.name}: {windows} windows", metrics))
+    if metrics.get("per_series"):
+        _console.print(_per_series_table(metrics))
     if metrics.get("intervals"):
         _console.print(_intervals_table(metrics["intervals"]))
 
 
 def backtest(
+    ctx: typer.Context,
     csv: Path = typer.Argument(..., help="CSV file."),
     time_col: str = _OPT_TIME,
     target: list[str] = _OPT_TARGET,
     covariate: list[str] = _OPT_COV,
+    future_covariate: list[str] = OPT_FUTURE_COVARIATE,
+    static: list[str] = OPT_STATIC,
     freq: str = _OPT_FREQ,
     fill: str = OPT_FILL,
     max_gap: int = OPT_MAX_GAP,
@@ -513,11 +608,15 @@ def backtest(
     experiment: str = typer.Option("forecast", "--experiment", help="MLflow experiment."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
 ) -> None:
-    """Rolling-origin backtest of a forecaster and the baselines on the same folds."""
-    from forecast.workflow import check_experiment_name, load_for_training, run_backtest
+    """Rolling-origin backtest of a forecaster and the baselines on the same folds.
+
+    With --id-col (a long-format file of many series) every fold trains one global model over
+    all series, each cut at the same number of rows from its own end, and reports pooled and
+    per-series metrics beside the baselines.
+    """
+    from forecast.workflow import check_experiment_name, run_backtest
 
     check_data_flags(fill=fill, duplicates=duplicates, max_gap=max_gap)
-    _one_series_only(id_col)
     if mode not in BACKTEST_MODES:
         raise ConfigError(f"--mode must be {' or '.join(BACKTEST_MODES)}. Received: {mode!r}.")
     _positive(horizon, "--horizon", "window.horizon")
@@ -525,14 +624,16 @@ def backtest(
     _positive(fold_size, "--fold-size")
     if track:
         check_experiment_name(experiment, flag="--experiment")
-    frame = load_for_training(csv, time_col=time_col, targets=target, covariates=covariate,
-                              freq=freq, fill=fill, max_gap=max_gap, duplicates=duplicates,
-                              sep=sep, decimal=decimal, dayfirst=dayfirst,
-                              date_format=date_format, tz=tz)
+    frame = _load_with_covariates(csv, covariate=covariate, future_covariate=future_covariate,
+                                  static=static, time_col=time_col, targets=target, freq=freq,
+                                  fill=fill, max_gap=max_gap, duplicates=duplicates,
+                                  id_col=id_col, sep=sep, decimal=decimal, dayfirst=dayfirst,
+                                  date_format=date_format, tz=tz)
     config = _config(horizon=_horizon(horizon, frame), lookback=lookback, setup=setup,
                      batch_size=BatchOptions.default("batch_size"),
                      model={"cell": cell, "units": units},
-                     train={"epochs": epochs, "seed": seed, "verbose": 0})
+                     train={"epochs": epochs, "seed": seed, "verbose": 0},
+                     future_covariates=future_covariate, static=static, ctx=ctx)
     with using(for_cli(as_json=as_json)), _quiet_stdout(as_json):
         if track:
             from forecast.tracking.run import backtest_tracked
@@ -550,6 +651,8 @@ def backtest(
         _console.print(f"fold {k}: fit {fold['fit_start']} .. {fold['fit_end']}, "
                        f"forecast {fold['origin']} -> {fold['test_end']}, "
                        f"model MAE {fold['model']['mae']:.4f}")
+    if report.get("per_series"):  # a global model: each series over the folds
+        _console.print(_per_series_table(report))
     if report.get("mlflow"):
         _console.print(f"MLflow run {report['mlflow']['run_id']} (one nested run per fold); "
                        "open the MLflow UI with: forecast ui")

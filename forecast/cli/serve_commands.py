@@ -40,22 +40,66 @@ def read_history(csv: Path, reading=None):
 
 
 def _table(title: str, frame) -> Table:
+    """The forecast as a table: text and timestamps as they are, numbers with 4 decimals."""
+    import pandas as pd
+
+    numeric = [pd.api.types.is_float_dtype(frame[c]) for c in frame.columns]
     table = Table(title=title)
-    for column in frame.columns:
-        table.add_column(str(column), justify="left" if column == frame.columns[0] else "right")
+    for column, is_number in zip(frame.columns, numeric, strict=True):
+        table.add_column(str(column), justify="right" if is_number else "left")
     for row in frame.itertuples(index=False):
-        first, *values = row
-        table.add_row(str(first), *(f"{v:.4f}" for v in values))
+        table.add_row(*(f"{v:.4f}" if is_number else str(v)
+                        for v, is_number in zip(row, numeric, strict=True)))
     return table
 
 
 _OPT_MODEL = typer.Option(..., "--model",
                           help="MLflow model URI: models:/NAME@champion, runs:/ID/model, or a "
                                "local model folder (forecast train --save DIR).")
-_OPT_CSV = typer.Option(..., "--csv",
+_OPT_CSV = typer.Option(None, "--csv",
                         help="CSV of recent history: the time column and the input columns (at "
                              "least the model's lookback rows; the last ones are used).")
 _OPT_OUT = typer.Option(None, "--out", help="Write the forecast to this CSV file.")
+_OPT_ID_COL = typer.Option(None, "--id-col",
+                           help="The series id column of a long-format CSV, for a global model "
+                                "(forecast train --id-col); default: the model's own id column. "
+                                "The forecast is long format: id, time, forecast columns.")
+
+
+def served_id_column(history, info, id_col: str | None, *, csv: Path, model: str):
+    """The history with its id column named as the served model names it.
+
+    Args:
+        history: the raw CSV cells (``read_history``).
+        info: the model's ``ServingInfo``.
+        id_col: ``--id-col`` (None: the model's own id column).
+        csv, model: how messages name the file and the model.
+
+    Returns:
+        ``history``, its ``id_col`` column renamed to the model's id column when they differ.
+
+    Raises:
+        ConfigError: ``--id-col`` for a model of one series.
+        DataError: the CSV lacks the id column.
+    """
+    if not info.is_global:
+        if id_col is not None:
+            raise ConfigError(f"--id-col {id_col}: the model {model} forecasts one series (it "
+                              "was trained without --id-col); drop --id-col.")
+        return history
+    name = id_col or info.id_col
+    if name not in history.columns:
+        raise DataError(
+            f"{str(csv)!r}: lacks the id column {name!r}: the model {model} is a global model "
+            f"over many series and reads long format (id column {info.id_col!r}, time column "
+            f"{info.time_col!r}, {', '.join(map(repr, info.input_columns))}). Pass --id-col "
+            "COLUMN naming the CSV's series column.")
+    if name != info.id_col:
+        if info.id_col in history.columns:
+            raise DataError(f"{str(csv)!r}: has both --id-col {name!r} and the model's id "
+                            f"column {info.id_col!r}; pass --id-col {info.id_col}.")
+        history = history.rename(columns={name: info.id_col})
+    return history
 
 
 def check_out(out: Path) -> None:
@@ -109,17 +153,13 @@ def write_plot(plot: Path, pyfunc_model, history, frame, *, title: str,
     """
     import pandas as pd
 
-    from forecast.data.io import validate_frame
     from forecast.evaluation.plots import plot_future
-    from forecast.serving.pyfunc import as_raw_history
+    from forecast.serving.pyfunc import read_served_history
 
     served = pyfunc_model.unwrap_python_model()
-    info, lookback = served.info, served.forecaster.spec.lookback
-    recent = validate_frame(  # the rows the model read, as it read them (it just did)
-        as_raw_history(history, info.time_col), source=source, time_col=info.time_col,
-        targets=list(info.targets), covariates=list(info.covariates) or None, freq=info.freq,
-        fill=info.fill, max_gap=info.max_gap, min_rows=lookback,
-        reading=info.read_options.with_(time_col=info.time_col), freq_owner="the model")
+    info = served.info
+    # the rows the model read, as it read them (it just did)
+    recent = read_served_history(served.forecaster, info, history, source=source)
     targets = list(info.targets)
     bands = {}
     for target in targets:
@@ -162,8 +202,39 @@ def predict(
     csv: Path = _OPT_CSV,
     out: Path = _OPT_OUT,
     plot: Path = _OPT_PLOT,
+    id_col: str = _OPT_ID_COL,
+    spark: bool = typer.Option(False, "--spark",
+                               help="Score a long-format table of many series on Spark "
+                                    "(forecast.serving.spark; needs pyspark: pip install "
+                                    "'forecast[spark]'): --csv or --parquet in, --out FOLDER "
+                                    "of part files out."),
+    parquet: Path = typer.Option(None, "--parquet",
+                                 help="With --spark: a Parquet table (file or folder) instead "
+                                      "of --csv."),
+    spark_master: str = typer.Option("local[2]", "--spark-master",
+                                     help="With --spark: the Spark master URL."),
+    skip_errors: bool = typer.Option(False, "--skip-errors",
+                                     help="With --spark: skip series that cannot be forecast "
+                                          "and list them in OUT.errors (default: the first "
+                                          "one stops the job, named)."),
 ) -> None:
-    """Forecast the steps after a CSV's last timestamp with a logged forecaster."""
+    """Forecast the steps after a CSV's last timestamp with a logged forecaster.
+
+    For a global model (trained with --id-col) the CSV is long format, any of the series it
+    knows, and so is the forecast: one block of horizon rows per series.
+    """
+    if spark:  # forecast.serving.spark: pyspark is imported there, only when asked for
+        from forecast.serving.spark import predict_command
+
+        result = predict_command(model=model, csv=csv, parquet=parquet, id_col=id_col, out=out,
+                                 master=spark_master, skip_errors=skip_errors, plot=plot)
+        _console.print(f"wrote {result.rows} forecast rows of {result.series} series to "
+                       f"{result.out}" + (f"; skipped {result.failed} series, listed in "
+                                          f"{result.errors_out}" if result.errors_out else ""))
+        return
+    if csv is None or parquet is not None or skip_errors:
+        raise ConfigError("forecast predict reads recent history with --csv PATH; --parquet, "
+                          "--skip-errors and --spark-master go with --spark.")
     from mlflow.exceptions import MlflowException
 
     from forecast.serving import load_model
@@ -175,6 +246,11 @@ def predict(
         _check_plot(plot)
     history = read_history(csv)
     pyfunc_model = load_model(model)
+    info = pyfunc_model.unwrap_python_model().info
+    history = served_id_column(history, info, id_col, csv=csv, model=model)
+    if plot is not None and info.is_global:
+        raise ConfigError(f"--plot {plot}: drawing the forecasts of a global model over many "
+                          "series is not supported yet; drop --plot (write them with --out).")
     try:
         # only the columns the model reads: MLflow warns about (and ignores) any others
         frame = pyfunc_model.predict(model_input(pyfunc_model, history),

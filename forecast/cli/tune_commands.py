@@ -69,6 +69,7 @@ def parse_space_flags(flags) -> dict:
 
 
 def tune(
+    ctx: typer.Context,
     csv: Path = typer.Argument(..., help="CSV file with a time column and numeric columns."),
     time_col: str = _OPT_TIME,
     target: list[str] = _OPT_TARGET,
@@ -135,7 +136,7 @@ def tune(
     config = _config(horizon=_horizon(horizon, frame), lookback=lookback, setup=setup,
                      batch_size=batch_size, model={"cell": cell, "units": units},
                      train={"epochs": epochs, "patience": patience, "seed": seed,
-                            "verbose": 0})
+                            "verbose": 0}, ctx=ctx)
     say = (lambda line: _stderr.print(line, markup=False)) if as_json else (
         lambda line: _console.print(line, markup=False))
     with _quiet_stdout(as_json):

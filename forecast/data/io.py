@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecast.data.dataset import SeriesInfo, attach
+from forecast.data.dataset import SeriesInfo, attach, describe
 from forecast.data.frequency import (
     DEFAULT_MAX_GAP,
     FILL_CHOICES,
@@ -110,10 +110,12 @@ class _Options:
     min_rows_reason: str | None = None
     reading: ReadOptions = field(default_factory=ReadOptions)
     freq_owner: str | None = None  # "the model": who asks for freq, in the mismatch message
+    future_rows: bool = False  # keep the rows after the history whose targets are empty
 
 
 def _check_options(*, time_col, targets, covariates, id_col, freq, fill, duplicates, max_gap,
-                   min_rows, min_rows_reason, reading=None, freq_owner=None) -> _Options:
+                   min_rows, min_rows_reason, reading=None, freq_owner=None,
+                   future_rows=False) -> _Options:
     reading = as_read_options(reading)
     if time_col is not None and reading.time_col is not None and time_col != reading.time_col:
         raise ConfigError(f"`time_col` and `reading.time_col` name different columns. Received: "
@@ -150,7 +152,14 @@ def _check_options(*, time_col, targets, covariates, id_col, freq, fill, duplica
         min_rows_reason=min_rows_reason,
         reading=reading,
         freq_owner=freq_owner,
+        future_rows=_check_future_rows(future_rows),
     )
+
+
+def _check_future_rows(value) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"`future_rows` must be True or False. Received: future_rows={value!r}")
+    return value
 
 
 # --------------------------------------------------------------------------- public API
@@ -158,7 +167,8 @@ def _check_options(*, time_col, targets, covariates, id_col, freq, fill, duplica
 
 def load_csv(path, *, time_col=None, targets=None, covariates=None, id_col=None, freq=None,
              fill="interpolate", duplicates="error", max_gap=None, min_rows=None,
-             min_rows_reason=None, encoding="utf-8", reading=None) -> pd.DataFrame:
+             min_rows_reason=None, encoding="utf-8", reading=None,
+             future_rows=False) -> pd.DataFrame:
     """Reads a CSV time series and returns it validated and on a regular time grid.
 
     The delimiter (``,`` ``;`` tab or ``|``) is detected, a UTF-8 byte-order mark is skipped,
@@ -191,6 +201,12 @@ def load_csv(path, *, time_col=None, targets=None, covariates=None, id_col=None,
         reading: a :class:`~forecast.data.reading.ReadOptions` (separator, decimal mark, time
             column, date layout, day/month order, time zone); fields left None are detected.
             What was used is ``describe(frame).reading``.
+        future_rows: keep the rows after each series' history whose target cells are all
+            empty (where a model's known-future covariates are given for the horizon, e.g.
+            ``forecast predict --csv``): they are left out of gap filling and the row count,
+            and come back after the regular history with empty (NaN) targets and their own
+            covariate values, for ``Forecaster.predict`` to split off. Default False: such rows
+            are missing values like any other.
 
     Returns:
         A DataFrame with the columns ``targets + covariates`` (float64), indexed by a
@@ -214,7 +230,7 @@ def load_csv(path, *, time_col=None, targets=None, covariates=None, id_col=None,
     options = _check_options(time_col=time_col, targets=targets, covariates=covariates,
                              id_col=id_col, freq=freq, fill=fill, duplicates=duplicates,
                              max_gap=max_gap, min_rows=min_rows, min_rows_reason=min_rows_reason,
-                             reading=reading)
+                             reading=reading, future_rows=future_rows)
     if not isinstance(path, str | os.PathLike):
         raise ConfigError(f"`path` must be the path of a CSV file (a str or os.PathLike). "
                           f"Received: path={path!r}")
@@ -254,7 +270,7 @@ def read_raw(path, *, source: str | None = None, encoding: str = "utf-8",
 def validate_frame(frame, *, source="<frame>", time_col=None, targets=None, covariates=None,
                    id_col=None, freq=None, fill="interpolate", duplicates="error", max_gap=None,
                    min_rows=None, min_rows_reason=None, reading=None,
-                   freq_owner=None) -> pd.DataFrame:
+                   freq_owner=None, future_rows=False) -> pd.DataFrame:
     """Validates and regularises a DataFrame that holds a time column, like :func:`load_csv`.
 
     The timestamps may be a column (text or datetimes) or the frame's ``DatetimeIndex`` (or a
@@ -270,6 +286,8 @@ def validate_frame(frame, *, source="<frame>", time_col=None, targets=None, cova
         freq_owner: who asks for ``freq``, for the message when the data has another
             frequency, e.g. ``"the model"`` ("history is daily (D) but the model forecasts
             hourly (h) steps").
+        future_rows: as for :func:`load_csv` (the served model keeps the rows that carry a
+            model's known-future covariates).
 
     Returns:
         The frame as :func:`load_csv` returns it, with ``attrs["source"] == source``.
@@ -287,7 +305,7 @@ def validate_frame(frame, *, source="<frame>", time_col=None, targets=None, cova
     options = _check_options(time_col=time_col, targets=targets, covariates=covariates,
                              id_col=id_col, freq=freq, fill=fill, duplicates=duplicates,
                              max_gap=max_gap, min_rows=min_rows, min_rows_reason=min_rows_reason,
-                             reading=reading, freq_owner=freq_owner)
+                             reading=reading, freq_owner=freq_owner, future_rows=future_rows)
     source = str(source)
     rows = Rows(source, "row")
     if not isinstance(frame, pd.DataFrame):
@@ -510,10 +528,136 @@ def _validate(frame: pd.DataFrame, rows: Rows, lines: np.ndarray, delimiter: str
         which = "" if o.id_col is None else f" in series {quote_list([s.key for s in unsorted])}"
         logger.warning("%r: rows were not in time order%s; sorted them by %r.", rows.source,
                        which, time_col)
+    ahead = [_cut_future(s, len(targets)) if o.future_rows else None for s in series]
     offset = o.offset or _common_offset(series, o.id_col, rows)
-    parts = [_regularise(s, offset, names, time_col, o, rows) for s in series]
+    parts = [_with_future(_regularise(s, offset, names, time_col, o, rows), future)
+             for s, future in zip(series, ahead, strict=True)]
     return _assemble(parts, series, offset, names, time_col, targets, covariates, o, rows,
                      used, dropped)
+
+
+def static_values(frame: pd.DataFrame, *, id_col: str, columns, source: str = "<frame>",
+                  lines=None, kind: str = "row") -> dict[str, dict[str, str]]:
+    """Each series' value of its static columns (constant within a series), as text.
+
+    Args:
+        frame: the raw frame (``read_raw``'s text cells, or a frame the user built) with the id
+            column and ``columns``.
+        id_col: the series id column.
+        columns: the static columns (``--static``, YAML ``data.static``).
+        source: the file or frame named in messages.
+        lines: the file line (or row number) of each row, for messages; default 1, 2, ...
+        kind: ``"line"`` (a file) or ``"row"`` (a frame), how messages count.
+
+    Returns:
+        ``{column: {id: value}}``: values stripped of spaces; empty cells are ignored (a series
+        may leave them empty on some rows, e.g. its future rows).
+
+    Raises:
+        ConfigError: no ``id_col``.
+        DataError: a missing column, a series with no value, or with two different values in
+            a static column (naming the series, the column, the values and their lines).
+
+    Example:
+        >>> static_values(raw, id_col="store", columns=["region"])
+        {'region': {'A': 'north', 'B': 'south'}}
+    """
+    rows = Rows(source, kind)
+    names = as_names(columns, "static", allow_empty=False)
+    if not isinstance(id_col, str) or not id_col:
+        raise ConfigError(f"--static {names[0]}: static covariates describe each series of a "
+                          "long-format file; give its series id column (--id-col, YAML "
+                          "`data.id_col`).")
+    require_columns(frame, [id_col], "id_col", rows)
+    require_columns(frame, names, "static", rows)
+    lines = np.arange(1, len(frame) + 1) if lines is None else np.asarray(lines)
+    ids = frame[id_col].astype(str).str.strip().to_numpy()
+    out = {}
+    for column in names:
+        if column == id_col:
+            raise ConfigError(f"--static {column}: is the id column itself; use --id-embedding "
+                              "DIM (YAML `model.id_embedding`) to embed the series id.")
+        cells = frame[column].astype(str).str.strip()
+        cells = cells.where(frame[column].notna(), "").to_numpy()
+        by_id = {}
+        for key in dict.fromkeys(ids):
+            mine = ids == key
+            given = cells[mine]
+            present = given[given != ""]
+            distinct = list(dict.fromkeys(present.tolist()))
+            if not distinct:
+                raise rows.error(f"series {key!r} (id column {id_col!r}) has no value in the "
+                                 f"static column {column!r} (--static, YAML `data.static`); "
+                                 "fill it in on its rows.")
+            if len(distinct) > 1:
+                at = lines[mine][given != ""]
+                first = [int(at[present == v][0]) for v in distinct[:2]]
+                raise rows.error(
+                    f"series {key!r} (id column {id_col!r}) has {len(distinct)} different values "
+                    f"in the static column {column!r}: {distinct[0]!r} ({rows.at(first[0])}) and "
+                    f"{distinct[1]!r} ({rows.at(first[1])}), {rows.convention}. A static "
+                    "covariate (--static, YAML `data.static`) is constant within each series: "
+                    "fix the data, or pass the column with --covariate if it changes in time.")
+            by_id[str(key)] = distinct[0]
+        out[column] = by_id
+    return out
+
+
+def add_static(frame: pd.DataFrame, path, columns, *, sep: str | None = None,
+               encoding: str = "utf-8") -> pd.DataFrame:
+    """``frame`` (from ``load_csv(path, id_col=...)``) with the static columns of ``path`` kept
+    beside it (``describe(frame).extra["static"]``: ``{column: {id: value}}``).
+
+    Args:
+        frame: the long-format frame loaded from ``path``.
+        path: the CSV it was loaded from.
+        columns: the static columns (``--static``).
+        sep: the field separator (detected when None).
+        encoding: the file's text encoding.
+
+    Returns:
+        ``frame`` itself, labelled.
+
+    Raises:
+        ConfigError: ``frame`` is not long format.
+        DataError: see ``static_values``.
+    """
+    info = describe(frame)
+    if info.id_col is None:
+        raise ConfigError(f"--static {list(columns)[0]}: static covariates describe each series "
+                          "of a long-format file; pass its series id column with --id-col.")
+    source = str(path)
+    with _no_raw_errors(source):
+        raw, lines, _ = read_raw(path, source=source, encoding=encoding, sep=sep)
+        values = static_values(raw, id_col=info.id_col, columns=columns, source=source,
+                               lines=lines, kind="line")
+    return attach(frame, info.with_(extra={**info.extra, "static": values}))
+
+
+def _cut_future(s: _Series, n_targets: int):
+    """Takes the rows after the history whose target cells are all empty off a sorted series.
+
+    Returns:
+        ``(times, values)`` of those rows, or None when there are none (or when no row has a
+        target value: the usual "no values at all" message then applies).
+    """
+    empty = np.isnan(s.values[:, :n_targets]).all(axis=1)
+    kept = np.flatnonzero(~empty)
+    if not len(kept) or kept[-1] == len(empty) - 1:
+        return None
+    end = int(kept[-1]) + 1
+    future = (s.times[end:], s.values[end:])
+    s.times, s.values, s.lines = s.times[:end], s.values[:end], s.lines[:end]
+    return future
+
+
+def _with_future(part, future):
+    """A regularised ``(grid, values)`` with the future rows (``_cut_future``) after it."""
+    if future is None:
+        return part
+    grid, values = part
+    times, ahead = future
+    return grid.append(pd.DatetimeIndex(times).rename(grid.name)), np.vstack([values, ahead])
 
 
 def _split_series(frame, times, values, lines, id_col, rows: Rows) -> list[_Series]:

@@ -530,6 +530,8 @@ SETTING_FLAGS = {
     "id_col": ("--id-col", "data.id_col"),
     "targets": ("--target", "data.targets"),
     "covariates": ("--covariate", "data.covariates"),
+    "future_covariates": ("--future-covariate", "data.future_covariates"),
+    "static": ("--static", "data.static"),
 }
 
 

@@ -47,9 +47,15 @@ class WindowSpec:
         horizon: future rows it predicts.
         targets: columns to predict (also read as inputs over the lookback).
         past_covariates: columns known only up to the forecast origin (inputs over the lookback).
-        future_covariates: columns known in advance (calendar features): read over the lookback
-            with the inputs and over the horizon as a second input.
+        future_covariates: columns known in advance (user-supplied ones such as prices or
+            promotions, then the calendar features): read over the lookback with the inputs and
+            over the horizon as a second input.
         stride: rows between the starts of consecutive windows.
+        static_covariates: columns constant within each series (a global model's encoded
+            static covariates and series id, ``forecast.models.static``): read once per window,
+            from its first row, as the last input (B, S).
+        static_sizes: per static column, its vocabulary size (0 for a number).
+        static_dims: per static column, the size of its embedding (1 for a number).
 
     Raises:
         ConfigError: a non-positive size, no targets, or a column listed twice.
@@ -66,6 +72,9 @@ class WindowSpec:
     past_covariates: tuple[str, ...] = ()
     future_covariates: tuple[str, ...] = ()
     stride: int = 1
+    static_covariates: tuple[str, ...] = ()
+    static_sizes: tuple[int, ...] = ()
+    static_dims: tuple[int, ...] = ()
 
     def __post_init__(self):
         for name in ("lookback", "horizon", "stride"):
@@ -82,9 +91,18 @@ class WindowSpec:
         object.__setattr__(
             self, "future_covariates", _as_names(self.future_covariates, "future_covariates")
         )
+        object.__setattr__(
+            self, "static_covariates", _as_names(self.static_covariates, "static_covariates"))
+        object.__setattr__(self, "static_sizes", tuple(int(v) for v in self.static_sizes))
+        object.__setattr__(self, "static_dims", tuple(int(v) for v in self.static_dims))
+        if not len(self.static_sizes) == len(self.static_dims) == len(self.static_covariates):
+            raise ConfigError(
+                "`static_sizes` and `static_dims` need one entry per static covariate. "
+                f"Received: static_covariates={self.static_covariates}, static_sizes="
+                f"{self.static_sizes}, static_dims={self.static_dims}.")
         if not self.targets:
             raise ConfigError("`targets` must name at least one column. Received: targets=().")
-        columns = self.input_columns
+        columns = self.input_columns + self.static_covariates
         repeated = sorted({c for c in columns if columns.count(c) > 1})
         if repeated:
             raise ConfigError(
@@ -110,6 +128,16 @@ class WindowSpec:
     @property
     def n_future(self) -> int:
         return len(self.future_covariates)
+
+    @property
+    def n_static(self) -> int:
+        """Static input columns (``static_covariates``)."""
+        return len(self.static_covariates)
+
+    @property
+    def static_width(self) -> int:
+        """Channels the embedded static inputs add to every lookback step."""
+        return sum(self.static_dims)
 
     @property
     def min_rows(self) -> int:
@@ -138,14 +166,15 @@ class WindowSpec:
             DataError: a missing column, NaN/inf, or fewer rows than ``lookback + horizon``.
         """
         source = describe(frame).source
-        missing = [c for c in self.input_columns if c not in frame.columns]
+        missing = [c for c in self.input_columns + self.static_covariates
+                   if c not in frame.columns]
         if missing:
             raise DataError(
                 f"{source}: columns {missing} are not in the data; it has {list(frame.columns)}. "
                 "Check the target and covariate names (calendar features are added with "
                 "forecast.data.add_calendar_features)."
             )
-        for column in self.input_columns:
+        for column in self.input_columns + self.static_covariates:
             values = frame[column].to_numpy()
             if values.dtype.kind not in "fiub":
                 raise DataError(
@@ -289,7 +318,9 @@ def make_dataset(
     Returns:
         A dataset of ``(inputs, targets)``: ``inputs`` is ``(batch, lookback, n_inputs)`` or,
         with future covariates, a tuple of that and ``(batch, horizon, n_future)``;
-        ``targets`` is ``(batch, horizon, n_targets)``; all float32.
+        ``targets`` is ``(batch, horizon, n_targets)``; all float32. With static covariates
+        (``spec.static_covariates``) the inputs tuple ends with ``(batch, n_static)``, read off
+        each window's first row.
 
     Raises:
         ConfigError: ``batch_size`` is not positive.
@@ -305,6 +336,8 @@ def make_dataset(
     spec.check_frame(frame)
     data = _as_tensor(_packed_columns(frame, spec.input_columns))  # the one copy of the data
     n_targets, n_future = spec.n_targets, spec.n_future
+    static = (_as_tensor(_packed_columns(frame, spec.static_covariates))
+              if spec.n_static else None)  # [rows, S], one more copy of S columns only
 
     past_span = tf.range(spec.lookback, dtype=tf.int64)
     ahead_span = tf.range(spec.lookback, spec.min_rows, dtype=tf.int64)
@@ -313,9 +346,12 @@ def make_dataset(
         inputs = tf.gather(data, batch_starts[:, None] + past_span)  # [B] -> [B, L, F]
         ahead = tf.gather(data, batch_starts[:, None] + ahead_span)  # [B] -> [B, H, F]
         targets = ahead[:, :, :n_targets]  # [B, H, F] -> [B, H, T]
+        parts = [inputs]
         if n_future:
-            return (inputs, ahead[:, :, -n_future:]), targets  # [B, H, Fu]
-        return inputs, targets
+            parts.append(ahead[:, :, -n_future:])  # [B, H, Fu]
+        if static is not None:
+            parts.append(tf.gather(static, batch_starts))  # [B] -> [B, S]
+        return (tuple(parts) if len(parts) > 1 else inputs), targets
 
     segments = WindowSpec._segments(frame)
     if len(segments) == 1:

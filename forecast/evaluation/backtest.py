@@ -168,6 +168,43 @@ def _positive_int(value, name):
     return int(value)
 
 
+def _checked_sizes(spec: WindowSpec, fold_size, train_size, mode: str,
+                   val_fraction: float) -> tuple[int, int | None, int]:
+    """The fold size and sliding train size of a backtest, checked, and the fewest rows a
+    fold's fit part needs.
+
+    Args:
+        spec: the window layout.
+        fold_size: test rows per fold (--fold-size).
+        train_size: the fit rows of a sliding window, or None.
+        mode: ``expanding`` or ``sliding``.
+        val_fraction: the share of a fold's fit part kept for validation.
+
+    Returns:
+        ``(fold_size, train_size, min_fit)``.
+
+    Raises:
+        ConfigError: a size that is not a positive integer, a fold shorter than the horizon, a
+            train size without the sliding mode or too small for one window.
+    """
+    fold_size = _positive_int(fold_size, "fold_size")
+    if fold_size < spec.horizon:
+        raise ConfigError(
+            f"`fold_size` ({fold_size}) must be at least the horizon ({spec.horizon}) so that a "
+            "fold holds one forecast window (--fold-size).")
+    min_fit = _min_fit_rows(spec, val_fraction)
+    if train_size is not None:
+        train_size = _positive_int(train_size, "train_size")
+        if mode != "sliding":
+            raise ConfigError('`train_size` applies to mode="sliding" only.')
+        if train_size < min_fit:
+            raise ConfigError(
+                f"`train_size` {train_size} is too small: a fold's fit part needs at least "
+                f"{min_fit} rows (lookback {spec.lookback} + horizon {spec.horizon}, plus the "
+                f"validation share {val_fraction}).")
+    return fold_size, train_size, min_fit
+
+
 def _min_fit_rows(spec: WindowSpec, val_fraction: float) -> int:
     """The fewest rows whose training part (after the val part) holds one window."""
     rows = spec.min_rows
@@ -240,7 +277,8 @@ def backtest(
 
     Raises:
         ConfigError: invalid settings (folds < 1, fold_size < horizon, unknown mode, ...).
-        DataError: too few rows for the folds (says how many are needed), or a long-format frame.
+        DataError: too few rows for the folds (says how many are needed), or a long-format frame
+            (``global_folds`` lays out the folds of many series).
     """
     folds = _positive_int(folds, "folds")
     info = describe(frame)
@@ -307,23 +345,8 @@ def _check_layout(frame: pd.DataFrame, spec: WindowSpec, source: str, folds: int
     n = len(frame)
     if fold_size is None:
         fold_size = max(spec.horizon, n // 10)
-    fold_size = _positive_int(fold_size, "fold_size")
-    if fold_size < spec.horizon:
-        raise ConfigError(
-            f"`fold_size` ({fold_size}) must be at least the horizon ({spec.horizon}) so that a "
-            "fold holds one forecast window."
-        )
-    min_fit = _min_fit_rows(spec, val_fraction)
-    if train_size is not None:
-        train_size = _positive_int(train_size, "train_size")
-        if mode != "sliding":
-            raise ConfigError('`train_size` applies to mode="sliding" only.')
-        if train_size < min_fit:
-            raise ConfigError(
-                f"`train_size` {train_size} is too small: a fold's fit part needs at least "
-                f"{min_fit} rows (lookback {spec.lookback} + horizon {spec.horizon}, plus the "
-                f"validation share {val_fraction})."
-            )
+    fold_size, train_size, min_fit = _checked_sizes(spec, fold_size, train_size, mode,
+                                                    val_fraction)
     needed = folds * fold_size + (train_size if train_size is not None else min_fit)
     if n < needed:
         raise DataError(
@@ -387,6 +410,147 @@ def _run_fold(frame: pd.DataFrame, spec: WindowSpec, factory: Callable[[], Any],
     )
 
 
+@dataclass
+class GlobalFold:
+    """One fold of a backtest over many series (long format), laid out per series.
+
+    Attributes:
+        index: 0 for the oldest fold.
+        train, val, test: long-format frames (indexed by (id, time)) of every series kept:
+            the rows the model fits on, the validation rows with ``lookback`` rows of context
+            before them (None when no series has a validation part), and the fold's test rows
+            with ``lookback`` rows of context.
+        ranges: per series ``{id: {"fit_start", "origin", "test_end", "fit_rows",
+            "test_rows"}}`` (timestamps, row counts).
+        fit_start, origin, test_end: the earliest fit start, the latest origin and the latest
+            forecast timestamp over the series (what the fold's summary shows).
+    """
+
+    index: int
+    train: pd.DataFrame
+    val: pd.DataFrame | None
+    test: pd.DataFrame
+    ranges: dict
+    fit_start: Any
+    origin: Any
+    test_end: Any
+
+
+def default_fold_size(frame: pd.DataFrame, horizon: int) -> int:
+    """``backtest``'s default test rows per fold: ``max(horizon, rows // 10)``, with ``rows``
+    the frame's rows, or in long format the rows of its median series."""
+    if isinstance(frame.index, pd.MultiIndex):
+        rows = int(frame.groupby(level=0, sort=False).size().median())
+    else:
+        rows = len(frame)
+    return max(int(horizon), rows // 10)
+
+
+def global_folds(
+    frame: pd.DataFrame,
+    spec: WindowSpec,
+    *,
+    folds: int = 3,
+    fold_size: int | None = None,
+    mode: str = "expanding",
+    train_size: int | None = None,
+    val_fraction: float = 0.1,
+) -> tuple[list[GlobalFold], dict, dict]:
+    """The rolling-origin folds of a long-format frame: every series cut at the same origin
+    counted from its own end.
+
+    Layout: fold ``k`` (0 = oldest) of every series tests the ``fold_size`` rows that end
+    ``(folds - 1 - k) * fold_size`` rows before that series' last row, as ``backtest`` does for
+    one series; the fit part is every row before (``mode="expanding"``) or the ``train_size``
+    rows before (``"sliding"``; default: the rows the oldest fold of the shortest series kept
+    has, so every fold of every series fits on as many rows), its last ``val_fraction`` the
+    validation part. Series that end at the same timestamp (one extract of a database) are
+    therefore cut at the same timestamp; series that end earlier are cut as far from their own
+    end. One model per fold is fitted over the training parts of every series.
+
+    Args:
+        frame: long format (indexed by (id, time)), ORIGINAL units (``load_csv(..., id_col=)``).
+        spec: the window shape.
+        folds, fold_size, mode, train_size, val_fraction: as ``backtest``; ``fold_size``
+            defaults to ``default_fold_size`` (of the median series).
+
+    Returns:
+        ``(folds, settings, skipped)``: the ``GlobalFold`` list (oldest first), the settings
+        used (as ``BacktestResult.settings``, plus ``"series"``: the series kept and
+        ``"layout": "same origin from each series' end"``), and ``{id: rows}`` of the series
+        too short for the folds (left out; the caller warns).
+
+    Raises:
+        ConfigError: invalid settings. DataError: not a long-format frame, or no series long
+            enough for the folds (says how many rows are needed and the flags to change).
+    """
+    folds = _positive_int(folds, "folds")
+    if not isinstance(frame.index, pd.MultiIndex):
+        raise DataError("global_folds lays out a long-format frame indexed by (id, time); "
+                        "backtest one series with backtest().")
+    if mode not in BACKTEST_MODES:
+        raise ConfigError(f'`mode` must be "expanding" or "sliding". Received: mode={mode!r}.')
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(
+            f"`val_fraction` must be in [0, 1). Received: val_fraction={val_fraction!r}.")
+    if fold_size is None:
+        fold_size = default_fold_size(frame, spec.horizon)
+    fold_size, train_size, min_fit = _checked_sizes(spec, fold_size, train_size, mode,
+                                                    val_fraction)
+    spec.check_frame(frame)
+    needed = folds * fold_size + (train_size if train_size is not None else min_fit)
+    groups = {str(key): group for key, group in frame.groupby(level=0, sort=False)}
+    skipped = {key: len(group) for key, group in groups.items() if len(group) < needed}
+    kept = {key: group for key, group in groups.items() if key not in skipped}
+    if not kept:
+        longest = max(skipped.values())
+        raise DataError(
+            f"{describe(frame).source}: every series is too short for {folds} folds of "
+            f"{fold_size} test rows: the longest has {longest} rows and the backtest needs "
+            f"{needed} ({folds} x {fold_size} + {needed - folds * fold_size} to fit the oldest "
+            "fold). Use fewer --folds, a smaller --fold-size, a shorter --lookback or "
+            "--horizon, or longer series.")
+    if mode == "sliding" and train_size is None:
+        train_size = min(len(group) for group in kept.values()) - folds * fold_size
+    result = []
+    for k in range(folds):
+        parts: dict[str, list] = {"train": [], "val": [], "test": []}
+        ranges = {}
+        for key, group in kept.items():
+            n = len(group)
+            test_start = n - (folds - k) * fold_size
+            test_end = test_start + fold_size
+            fit_start = 0 if mode == "expanding" else test_start - train_size
+            n_val = _val_rows(test_start - fit_start, val_fraction, spec)
+            train_end = test_start - n_val
+            parts["train"].append(group.iloc[fit_start:train_end])
+            if n_val:
+                parts["val"].append(group.iloc[train_end - spec.lookback: test_start])
+            parts["test"].append(group.iloc[test_start - spec.lookback: test_end])
+            times = group.index.get_level_values(-1)
+            ranges[key] = {"fit_start": times[fit_start], "origin": times[test_start - 1],
+                           "test_end": times[test_end - 1],
+                           "fit_rows": test_start - fit_start, "test_rows": fold_size}
+
+        def joined(pieces):
+            out = pd.concat(pieces)
+            out.attrs = dict(frame.attrs)
+            return out
+
+        result.append(GlobalFold(
+            index=k, train=joined(parts["train"]),
+            val=joined(parts["val"]) if parts["val"] else None, test=joined(parts["test"]),
+            ranges=ranges,
+            fit_start=min(r["fit_start"] for r in ranges.values()),
+            origin=max(r["origin"] for r in ranges.values()),
+            test_end=max(r["test_end"] for r in ranges.values())))
+    settings = {"folds": folds, "fold_size": fold_size, "mode": mode, "train_size": train_size,
+                "val_fraction": val_fraction, "lookback": spec.lookback,
+                "horizon": spec.horizon, "series": len(kept),
+                "layout": "same origin from each series' end"}
+    return result, settings, skipped
+
+
 def _label(estimator) -> str:
     """``naive`` for a baseline, ``model (lstm)`` for a forecaster, else ``model``."""
     name = getattr(estimator, "name", None)
@@ -407,4 +571,5 @@ def _select(fold_metrics: dict, names: Sequence[str]) -> dict:
     return kept
 
 
-__all__ = ["backtest", "BacktestResult", "Fold", "BaselineEstimator", "window_targets"]
+__all__ = ["backtest", "BacktestResult", "Fold", "BaselineEstimator", "window_targets",
+           "GlobalFold", "global_folds", "default_fold_size"]

@@ -20,6 +20,13 @@ both call it) registers a logged model as a new version (alias ``challenger``) a
    ``allow_worse_than_baseline=True`` (``--allow-worse-than-baseline``) waives the baseline
    rule for users who insist.
 
+A global model over many series (trained on a long-format frame, ``--id-col``) goes through
+the same rule: ``run_backtest`` then trains one model per fold over every series, each cut at
+the same number of rows from its own end (``forecast.workflow.run_global_backtest``), and
+scores it beside the baselines fitted inside it on the same rows (naive and seasonal naive per
+series, the global linear model), pooled over the series; ``fold_size`` defaults to a tenth of
+the median series. A baseline champion of a global model is global too and serves long format.
+
 Every decision is one line, e.g. ``linear beats the LSTM on the backtest (MASE 0.81 vs 0.86):
 champion is the linear baseline (version 4); the LSTM is version 3, alias challenger``, and is
 written to the challenger's version tags (see ``forecast.tracking.registry``).
@@ -34,6 +41,8 @@ import math
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import pandas as pd
 
 from forecast.data.dataset import describe
 from forecast.errors import ConfigError, ForecastError, ModelError
@@ -277,8 +286,10 @@ def promote_if_better(name: str, version, frame, *, metric: str = "mase", folds:
             version=version, champion_version=version, metric=metric)
 
     config = _backtest_config(registry.forecaster_config(name, version), epochs)
-    if fold_size is None:
-        fold_size = max(int(config["horizon"]), len(frame) // 10)
+    if fold_size is None:  # a tenth of the series (of the median series in long format)
+        from forecast.evaluation.backtest import default_fold_size
+
+        fold_size = default_fold_size(frame, int(config["horizon"]))
     layout = {"folds": folds, "fold_size": fold_size, "mode": mode}
     settings = {**layout, "epochs": epochs, "rows": len(frame), "metric": metric}
     # progress (forecast.progress, silent unless the CLI or the caller set a display): which
@@ -286,7 +297,8 @@ def promote_if_better(name: str, version, frame, *, metric: str = "mase", folds:
     display = current_progress()
     champion_kind = None if champion is None else registry.model_version(
         name, champion).tags.get(TAG_KIND, NETWORK)
-    display.note(_announcement(name, version, champion, champion_kind, layout))
+    display.note(_announcement(name, version, champion, champion_kind,
+                               {**layout, "many": isinstance(frame.index, pd.MultiIndex)}))
     with display.task("candidate", total=1 + (champion_kind == NETWORK)) as task:
         task.relabel(f"promotion of {name}, challenger version {version}")
         try:
@@ -325,8 +337,9 @@ def _announcement(name: str, version: str, champion: str | None, champion_kind: 
     elif champion is not None:
         who.append(f"the champion (version {champion}, the {champion_kind} baseline)")
     who.append("the baselines " + ", ".join(BASELINES))
+    each = " of each series" if layout.get("many") else ""
     return (f"promotion of {name}: backtesting {', '.join(who[:-1])} and {who[-1]} on the same "
-            f"{layout['folds']} folds of {layout['fold_size']} rows ({layout['mode']})")
+            f"{layout['folds']} folds of {layout['fold_size']} rows{each} ({layout['mode']})")
 
 
 def _rejected(name: str, version: str, champion: str | None, metric: str, settings: dict,

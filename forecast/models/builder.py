@@ -20,6 +20,7 @@ from forecast.models.normalization import (
     InstanceNorm,
 )
 from forecast.models.setups import get_setup
+from forecast.models.static import StaticEmbedding, WithStatic
 from forecast.options import ModelOptions
 
 #: the most weights ``build_model`` makes (50 million: 200 MB of float32, several times that
@@ -77,6 +78,10 @@ def estimate_parameters(setup: str, spec, options: ModelOptions | dict | None = 
         count += 2 * n_targets  # gamma, beta
     if options.linear_skip:
         count += spec.lookback * horizon + horizon
+    if spec.n_static:  # the embeddings; their vector joins every lookback step
+        count += sum(size * dim for size, dim in zip(spec.static_sizes, spec.static_dims,
+                                                     strict=True))
+        n_inputs += spec.static_width
     targets, features, series = n_targets, n_inputs, 1
     if options.channel_independent:
         targets, features, series = 1, 1, n_targets
@@ -99,6 +104,8 @@ def estimate_parameters(setup: str, spec, options: ModelOptions | dict | None = 
         w = options.segment_length
         count += w * units + units + _recurrent_parameters(cell, units, units)
         count += units * w * outputs + w * outputs
+        if n_future:  # SegmentCovariates: w·Fu -> d per output segment
+            count += w * n_future * units + units
         if options.segment_decoder == "parallel":  # the learned queries
             segments, channels = max(horizon // w, 1), series * targets
             channel_dim = units // 2 if channels > 1 else 0
@@ -173,6 +180,16 @@ def build_model(
                           f"{n_future}. Use 'seq2seq' or drop the future covariates.")
     if n_inputs > n_targets + n_future and not setup_cls.SUPPORTS_PAST_COVARIATES:
         raise ConfigError(f"setup {setup!r} does not read past covariates.")
+    if spec.n_static and not setup_cls.SUPPORTS_STATIC_COVARIATES:
+        raise ConfigError(
+            f"setup {setup!r} reads the targets alone, so it cannot use static covariates or "
+            f"the id embedding ({list(spec.static_covariates)}): drop --static and "
+            "--id-embedding (YAML `data.static`, `model.id_embedding`) or use another setup.")
+    if spec.n_static and options.channel_independent:
+        raise ConfigError(
+            "channel_independent=True runs each target as its own univariate series, so it "
+            "cannot read static covariates or the id embedding; drop --static/--id-embedding "
+            "or set channel_independent=False.")
     if options.channel_independent and n_inputs != n_targets:
         raise ConfigError(
             "channel_independent=True runs each target as its own univariate series, so the "
@@ -186,12 +203,18 @@ def build_model(
 
     past = keras.Input((lookback, n_inputs), name="past")  # [B, L, F]
     future = keras.Input((horizon, n_future), name="future") if n_future else None  # [B, H, Fu]
+    static = keras.Input((spec.n_static,), name="static") if spec.n_static else None  # [B, S]
     x = past
     if options.instance_norm != "none":
         x, loc, scale = InstanceNorm(options.instance_norm, n_targets, name="instance_norm")(
             past
         )  # [B, L, F] -> [B, L, F], [B, 1, T], [B, 1, T]
     core_in, core_targets = x, n_targets
+    if static is not None:
+        vector = StaticEmbedding(spec.static_sizes, spec.static_dims,
+                                 name="static_embedding")(static)  # [B, S] -> [B, E]
+        core_in = WithStatic(n_inputs - n_future, name="with_static")(
+            [x, vector])  # [B, L, F] -> [B, L, F + E], after the past covariates
     if options.channel_independent:
         core_in = ChannelsToBatch(name="channels_to_batch")(x)  # [B, L, C] -> [B·C, L, 1]
         core_targets = 1
@@ -204,5 +227,5 @@ def build_model(
         y = LinearSkip(horizon, n_targets, name="linear_skip")([y, x])  # [B, H, T(, Q)]
     if options.instance_norm != "none":
         y = InstanceDenorm(name="instance_denorm")([y, loc, scale])  # [B, H, T(, Q)]
-    inputs = [past, future] if future is not None else past
-    return keras.Model(inputs, y, name=setup)
+    inputs = [t for t in (past, future, static) if t is not None]
+    return keras.Model(inputs if len(inputs) > 1 else past, y, name=setup)

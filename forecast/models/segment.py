@@ -275,6 +275,111 @@ class SegmentFeedback(keras.layers.Layer):
         return {**super().get_config(), "quantile": self.quantile}
 
 
+@keras.saving.register_keras_serializable(package="forecast")
+class TakeSlice(keras.layers.Layer):
+    """``inputs[..., start:stop]`` along one axis, as a layer (no Lambda, so it saves and loads
+    with ``safe_mode=True``).
+
+    Args:
+        axis: the axis cut (1 or -1 in practice).
+        start, stop: the range kept.
+
+    >>> TakeSlice(-1, 0, 2)(tf.zeros((4, 6, 3))).shape
+    TensorShape([4, 6, 2])
+    """
+
+    def __init__(self, axis, start, stop, **kwargs):
+        super().__init__(**kwargs)
+        self.axis, self.start, self.stop = int(axis), int(start), int(stop)
+        if not 0 <= self.start < self.stop:
+            raise ConfigError(f"`start` and `stop` must satisfy 0 <= start < stop. Received: "
+                              f"start={start}, stop={stop}")
+
+    def call(self, inputs):
+        size = self.stop - self.start
+        axis = self.axis % len(inputs.shape)
+        begin = [0] * len(inputs.shape)
+        begin[axis] = self.start
+        sizes = [-1] * len(inputs.shape)
+        sizes[axis] = size
+        return tf.slice(inputs, begin, sizes)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        shape[self.axis % len(shape)] = self.stop - self.start
+        return tuple(shape)
+
+    def get_config(self):
+        own = {"axis": self.axis, "start": self.start, "stop": self.stop}
+        return {**super().get_config(), **own}
+
+
+@keras.saving.register_keras_serializable(package="forecast")
+class SegmentCovariates(keras.layers.Layer):
+    """The known-future covariates of each output segment as a vector of the decoder's size.
+
+    The horizon's covariates (B, H, Fu) are cut into m = H / w segments; the w·Fu values of a
+    segment go through one Dense (w·Fu -> d) shared by all segments. Every row of the batch is
+    repeated ``repeats`` times (the target channels moved into the batch, row ``b·T + t``),
+    and the result is ordered (row, segment) like `SegmentQueries`.
+
+    Args:
+        segments: m.
+        dim: d.
+        repeats: T, rows per batch row in the decoder's batch.
+        flat: return (N·m, 1, d) (the parallel decoder's queries) instead of (N, m, d).
+
+    Call arguments:
+        future: (B, H, Fu), H = m·w.
+
+    Returns:
+        (B·repeats·m, 1, d) when ``flat``, else (B·repeats, m, d).
+
+    >>> SegmentCovariates(2, 8, repeats=3, flat=True)(tf.zeros((4, 48, 2))).shape
+    TensorShape([24, 1, 8])
+    """
+
+    def __init__(self, segments, dim, repeats=1, flat=True, **kwargs):
+        super().__init__(**kwargs)
+        _positive_int("segments", segments)
+        _positive_int("dim", dim)
+        _positive_int("repeats", repeats)
+        self.segments, self.dim, self.repeats = int(segments), int(dim), int(repeats)
+        self.flat = bool(flat)
+
+    def build(self, future_shape):
+        steps, features = future_shape[1], future_shape[-1]
+        if steps % self.segments:
+            raise ConfigError(f"the future input's {steps} steps are not {self.segments} whole "
+                              "segments.")
+        self.width = steps // self.segments * features  # w·Fu
+        self.kernel = self.add_weight(shape=(self.width, self.dim), name="kernel",
+                                      initializer="glorot_uniform")
+        self.bias = self.add_weight(shape=(self.dim,), name="bias", initializer="zeros")
+        self.built = True
+
+    def call(self, future):
+        x = tf.reshape(future, [-1, self.segments, self.width])  # [B, H, Fu] -> [B, m, w·Fu]
+        x = tf.matmul(x, self.kernel) + self.bias  # [B, m, w·Fu] -> [B, m, d]
+        if self.repeats > 1:
+            x = tf.repeat(x, self.repeats, axis=0)  # [B, m, d] -> [B·T, m, d]
+        if self.flat:
+            return tf.reshape(x, [-1, 1, self.dim])  # [N, m, d] -> [N·m, 1, d]
+        return x
+
+    def compute_output_shape(self, future_shape):
+        b = future_shape[0]
+        n = None if b is None else b * self.repeats
+        if self.flat:
+            return (None if n is None else n * self.segments, 1, self.dim)
+        return (n, self.segments, self.dim)
+
+    def get_config(self):
+        own = {"segments": self.segments, "dim": self.dim, "repeats": self.repeats,
+               "flat": self.flat}
+        return {**super().get_config(), **own}
+
+
 class Segment(Setup):
     """Segment recurrent setup (SegRNN): a recurrent layer over segments of the lookback.
 
@@ -296,9 +401,16 @@ class Segment(Setup):
             independence: rows B·C, channel of row r is ``r % C``); it sizes the channel
             embedding of the parallel decoder.
 
+    Known-future covariates (``future``, e.g. prices or promotions) are read per output
+    segment: the segment's w·Fu values go through one Dense (w·Fu -> d, `SegmentCovariates`)
+    added to the parallel decoder's query of that segment (position embedding), or, in the
+    recurrent decoder, to the hidden state each segment is read off. Their lookback channels
+    (the last Fu channels of ``past``) are not read: the encoder reads the targets alone.
+
     Call arguments:
-        past: (B, L, T), L a multiple of ``segment_length``.
-        future: must be None (no covariates).
+        past: (B, L, T) or, with ``future``, (B, L, T + Fu); L a multiple of
+            ``segment_length``.
+        future: (B, H, Fu) known-future covariates, or None.
 
     Returns:
         (B, H, T), or (B, H, T, Q) with quantiles.
@@ -314,8 +426,12 @@ class Segment(Setup):
     """
 
     NAME = "segment"
-    SUPPORTS_FUTURE_COVARIATES = False
+    SUPPORTS_FUTURE_COVARIATES = True
     SUPPORTS_PAST_COVARIATES = False
+    #: no calendar features: the setup reads the targets and, per output segment, the
+    #: future covariates the user names (tuned without calendar features)
+    READS_CALENDAR = False
+    SUPPORTS_STATIC_COVARIATES = False
 
     def __init__(self, options, horizon: int, n_targets: int, n_channels: int = 1):
         super().__init__(options, horizon, n_targets)
@@ -339,10 +455,11 @@ class Segment(Setup):
         self.rnn = make_recurrent(self.cell, self.units, return_state=True, name="recurrent")
 
     def __call__(self, past, future=None):
-        if future is not None:
-            raise ConfigError("setup 'segment' does not read future covariates; drop them or "
-                              "use 'seq2seq'.")
         lookback, features = past.shape[1], past.shape[-1]
+        if future is not None and features > future.shape[-1]:
+            # [B, L, T + Fu] -> [B, L, T]: the encoder reads the targets alone
+            past = TakeSlice(-1, 0, features - future.shape[-1], name="targets_only")(past)
+            features = past.shape[-1]
         if features != self.n_targets:
             raise ConfigError(
                 f"setup 'segment' reads the target channels only: the past input has "
@@ -364,20 +481,28 @@ class Segment(Setup):
         drop = (keras.layers.Dropout(self.dropout, seed=self.seed, name="dropout")
                 if self.dropout > 0 else None)
         head = make_head(1, self.quantiles, horizon=w, name="head")  # d -> w(·Q)
+        covariates = None
+        if future is not None:
+            covariates = SegmentCovariates(
+                m, self.units, repeats=t, flat=self.decoder == "parallel",
+                name="segment_covariates")(future)  # [B, H, Fu] -> [N·m, 1, d] or [N, m, d]
         if self.decoder == "parallel":
-            y = self._parallel(h, states, m, drop, head)  # -> [N, H, 1(, Q)]
+            y = self._parallel(h, states, m, drop, head, covariates)  # -> [N, H, 1(, Q)]
         else:
-            y = self._recurrent(h, states, m, drop, head, embed)  # -> [N, H, 1(, Q)]
+            y = self._recurrent(h, states, m, drop, head, embed, covariates)  # [N, H, 1(, Q)]
         if t > 1:
             y = BatchToChannels(t, name="targets_from_batch")(y)  # -> [B, H, T(, Q)]
         return y
 
-    def _parallel(self, h, states, m, drop, head):
+    def _parallel(self, h, states, m, drop, head, covariates=None):
         """PMF: one batched recurrent step per (series, output segment) -> (N, H, 1[, Q])."""
         series = self.n_channels * self.n_targets
         queries = SegmentQueries(m, self.units, channels=series, name="segment_queries")(
             h
         )  # [N, d] -> [N·m, 1, d]
+        if covariates is not None:
+            queries = keras.layers.Add(name="queries_with_covariates")(
+                [queries, covariates])  # [N·m, 1, d]
         repeat = RepeatRows(m, name="repeat_states")
         start = [repeat(s) for s in states]  # each [N, d] -> [N·m, d]
         y = self.rnn(queries, initial_state=start)[0]  # [N·m, 1, d] -> [N·m, d]
@@ -386,13 +511,18 @@ class Segment(Setup):
         y = head(y)  # [N·m, d] -> [N·m, w, 1(, Q)]
         return MergeSegments(m, name="merge_segments")(y)  # -> [N, m·w = H, 1(, Q)]
 
-    def _recurrent(self, h, states, m, drop, head, embed):
+    def _recurrent(self, h, states, m, drop, head, embed, covariates=None):
         """RMF: segment j read off the state, embedded and fed to step j + 1 -> (N, H, 1[, Q])."""
         quantile = None if self.quantiles is None else anchor_index(self.quantiles)
         feedback = SegmentFeedback(quantile, name="segment_feedback")
         outputs = []
         for j in range(m):
-            y = h if drop is None else drop(h)
+            read = h
+            if covariates is not None:
+                here = TakeSlice(1, j, j + 1, name=f"covariates_{j}")(covariates)  # [N, 1, d]
+                here = keras.layers.Reshape((self.units,), name=f"covariates_flat_{j}")(here)
+                read = keras.layers.Add(name=f"state_with_covariates_{j}")([h, here])  # [N, d]
+            y = read if drop is None else drop(read)
             y = head(y)  # [N, d] -> [N, w, 1(, Q)]
             outputs.append(y)
             if j < m - 1:  # SegRNN also steps after the last segment; that output is unused

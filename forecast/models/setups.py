@@ -63,6 +63,10 @@ class Setup:
     NAME: ClassVar[str] = ""
     SUPPORTS_FUTURE_COVARIATES: ClassVar[bool] = True
     SUPPORTS_PAST_COVARIATES: ClassVar[bool] = True
+    #: whether the setup takes calendar features (on when ``calendar`` is left unset)
+    READS_CALENDAR: ClassVar[bool] = True
+    #: whether per-series static covariates and the id embedding can be fed to the network
+    SUPPORTS_STATIC_COVARIATES: ClassVar[bool] = True
     AUTOREGRESSIVE: ClassVar[bool] = False
 
     def __init__(self, options, horizon: int, n_targets: int, n_channels: int = 1):

@@ -48,6 +48,7 @@ from forecast.options import (
     METRICS,
     MODEL_NAME_RULE,
     BatchOptions,
+    CovariateOptions,
     FeatureOptions,
     ForecasterConfig,
     ModelOptions,
@@ -73,7 +74,8 @@ class DataSection(_Section):
     time_col: str | None = None
     targets: list[str] | None = None
     covariates: list[str] | None = None
-    id_col: str | None = None
+    id_col: str | None = Field(None, description="Series id column of a long-format file: "
+                               "one global model is trained over every series.")
     freq: str | None = None
     fill: Literal[FILLS] = "interpolate"
     duplicates: Literal[DUPLICATES] = "error"
@@ -85,21 +87,42 @@ class DataSection(_Section):
                                   "January (false); detected, and refused when both fit.")
     tz: str | None = Field(None, description="Time zone of naive timestamps (read as local "
                            "time there, daylight saving included, and converted to UTC).")
+    # declared in forecast.options (CovariateOptions); checked there
+    future_covariates: list[str] = Field(
+        default_factory=list, description=CovariateOptions.help("future_covariates"))
+    static: list[str] = Field(default_factory=list,
+                              description=CovariateOptions.help("static"))
 
     @field_validator("targets", "covariates", mode="before")
     @classmethod
     def _one_or_many(cls, value):
         return [value] if isinstance(value, str) else value
 
-    @field_validator("id_col")
-    @classmethod
-    def _no_global_models_yet(cls, value):
-        if value is not None:  # refused here, not after training at the logging step
+    @model_validator(mode="after")
+    def _check_covariates(self):
+        from forecast.errors import ForecastError
+
+        try:
+            CovariateOptions.parse({"future_covariates": self.future_covariates,
+                                    "static": self.static})
+        except ForecastError as exc:
+            raise ValueError(str(exc)) from None
+        both = sorted(set(self.covariates or []) & set(self.future_covariates))
+        if both:
+            raise ValueError(f"covariates and future_covariates both name {both}: a column is "
+                             "either known only up to now or known ahead; list it once.")
+        if self.static and self.id_col is None:
             raise ValueError(
-                f"{shown(value)} asks for one global model over many series, which a "
-                "pipeline cannot track, register or serve yet. Train it with `forecast train "
-                "CSV --id-col COLUMN --no-track`, or remove data.id_col.")
-        return value
+                f"static {self.static}: static covariates describe each series of a "
+                "long-format file; set data.id_col to its series id column, or remove "
+                "data.static.")
+        return self
+
+    def input_covariates(self) -> list[str] | None:
+        """The columns ``load_csv`` reads besides the targets: the past covariates, then the
+        future covariates (the forecaster tells them apart by ``future_covariates``)."""
+        columns = [*(self.covariates or []), *self.future_covariates]
+        return columns or None
 
     @model_validator(mode="after")
     def _check_reading(self):
@@ -256,14 +279,21 @@ with warnings.catch_warnings():
 
         def forecaster_config(self) -> ForecasterConfig:
             """The ``ForecasterConfig`` this pipeline trains: the same defaults as the CLI and
-            ``Forecaster`` (all three read them from ``forecast.options``)."""
-            model = self.model.model_dump(include=set(ModelOptions.model_fields))
-            train = self.train.model_dump(include=set(TrainOptions.model_fields))
+            ``Forecaster`` (all three read them from ``forecast.options``). Only the keys the
+            YAML holds are set (``model_fields_set``): a global model takes its own defaults
+            for the others (``forecast.models.global_defaults``)."""
+            def given(section, fields) -> dict:
+                return section.model_dump(include=set(fields) & section.model_fields_set)
+
+            top = {**given(self.model, ("setup", "calendar", "scaler")),
+                   **given(self.train, ("batch_size",)),
+                   **given(self.window, ("lookback",))}
             return ForecasterConfig(
-                horizon=self.window.horizon, lookback=self.window.lookback,
-                setup=self.model.setup, calendar=self.model.calendar, scaler=self.model.scaler,
-                batch_size=self.train.batch_size,
-                model=ModelOptions(**model), train=TrainOptions(**train),
+                horizon=self.window.horizon, **top,
+                future_covariates=list(self.data.future_covariates),
+                static=list(self.data.static),
+                model=ModelOptions(**given(self.model, ModelOptions.model_fields)),
+                train=TrainOptions(**given(self.train, TrainOptions.model_fields)),
             )
 
         def digest(self) -> str:

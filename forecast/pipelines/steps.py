@@ -38,7 +38,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecast.data.dataset import describe
+from forecast.data.dataset import attach, describe
 from forecast.errors import ConfigError, DataError, ForecastError
 from forecast.pipelines.spec import PipelineSpec, load_pipeline
 from forecast.pipelines.state import StepState
@@ -123,17 +123,36 @@ def _load_frame(spec: PipelineSpec) -> pd.DataFrame:
 
     data = spec.data
     lookback = spec.window.lookback or 1
-    return load_csv(
-        data.path, time_col=data.time_col, targets=data.targets, covariates=data.covariates,
-        id_col=data.id_col, freq=data.freq, fill=data.fill, duplicates=data.duplicates,
-        max_gap=data.max_gap, min_rows=lookback + spec.window.horizon,
+    frame = load_csv(
+        data.path, time_col=data.time_col, targets=data.targets,
+        covariates=data.input_covariates(), id_col=data.id_col, freq=data.freq, fill=data.fill,
+        duplicates=data.duplicates, future_rows=bool(data.future_covariates),
+        # many series: training leaves out (with a warning) those too short for a window
+        max_gap=data.max_gap, min_rows=None if data.id_col else lookback + spec.window.horizon,
         min_rows_reason=f"lookback {lookback} + horizon {spec.window.horizon}",
         reading=data.reading(),
     )
+    if data.static:  # each series' static values, kept with the frame
+        from forecast.data.io import add_static
+
+        frame = add_static(frame, data.path, data.static, sep=data.reading().sep)
+    return frame
 
 
-def _frame(state: StepState, spec: PipelineSpec, cache: Cache) -> pd.DataFrame:
+def _frame(state: StepState, spec: PipelineSpec, cache: Cache, *,
+           future_rows: bool = False) -> pd.DataFrame:
     """The data: cached, or the CSV loaded again after checking its bytes are unchanged.
+
+    With ``data.future_covariates`` the file may end (per series) in the rows that give the
+    future covariates' values over the horizon, their target cells empty: the forecast step
+    reads them (``future_rows=True``); every other step reads the history alone.
+
+    Args:
+        state, spec, cache: the run's state, pipeline and cache.
+        future_rows: keep those rows.
+
+    Returns:
+        The frame (``load_csv`` output).
 
     Raises:
         DataError: the CSV changed since ``validate`` hashed it (or cannot be loaded).
@@ -151,7 +170,11 @@ def _frame(state: StepState, spec: PipelineSpec, cache: Cache) -> pd.DataFrame:
                 "trains on the new data."
             )
         cache.frame = _load_frame(spec)
-    return cache.frame
+    frame = cache.frame
+    if future_rows or not spec.data.future_covariates:
+        return frame
+    targets = list(describe(frame).targets)
+    return attach(frame[frame[targets].notna().any(axis=1)].copy(), describe(frame))
 
 
 def _forecaster(state: StepState, cache: Cache):
@@ -412,6 +435,10 @@ def backtest(state: StepState | dict, *, echo: Echo | None = None,
         log_metric_tables("backtest.model", report["model"])
         for name, values in report["baselines"].items():
             log_metric_tables(f"backtest.{name}", values)
+        if report.get("per_series"):  # a global model: each series over the folds
+            from forecast.tracking.run import log_per_series
+
+            log_per_series(report["per_series"], prefix="backtest")
         mlflow.log_dict(report, "backtest.json")
     state.backtest = report
     return state
@@ -491,16 +518,25 @@ def _predict(spec: PipelineSpec, frame: pd.DataFrame, state: StepState,
         champion = champion_version(spec.register.name)
         if champion is not None and str(champion) != str(version):
             from forecast.serving.load import load_model
-            from forecast.serving.pyfunc import as_raw_history
 
             uri = f"models:/{spec.register.name}@champion"
             model = load_model(uri)
-            forecast = model.predict(as_raw_history(frame, time_col))
+            forecast = model.predict(_raw_history(frame, time_col))
             return pd.DataFrame(forecast), f"{uri} (version {champion})"
     forecast = _forecaster(state, cache).predict(frame)
-    forecast.index = forecast.index.rename(time_col)
     source = (f"models:/{spec.register.name}/{version}" if version else "the trained model")
+    if isinstance(frame.index, pd.MultiIndex):  # a global model: already long format
+        return forecast.rename(columns={frame.index.names[-1]: time_col}), source
+    forecast.index = forecast.index.rename(time_col)
     return forecast.reset_index(), source
+
+
+def _raw_history(frame: pd.DataFrame, time_col: str) -> pd.DataFrame:
+    """The frame as the served model takes it: the time column (and, for many series, the id
+    column) back as columns."""
+    from forecast.serving.pyfunc import as_raw_history
+
+    return as_raw_history(frame, time_col)
 
 
 def _write_forecast(spec: PipelineSpec, forecast: pd.DataFrame) -> Path | None:
@@ -545,7 +581,7 @@ def forecast(state: StepState | dict, *, echo: Echo | None = None,
     spec = _run_spec(state, cache)
     with _resumed_run(state.run_id):
         with _timed(state, "forecast", echo):
-            frame = _frame(state, spec, cache)
+            frame = _frame(state, spec, cache, future_rows=True)
             frame_out, source = _predict(spec, frame, state, cache)
             path = _write_forecast(spec, frame_out)
             mlflow.set_tag("forecast.source", source)

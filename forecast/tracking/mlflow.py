@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -49,6 +50,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 import yaml
+from mlflow.exceptions import MlflowException
 
 import forecast
 from forecast.data.dataset import describe
@@ -515,8 +517,29 @@ def frame_digest(frame: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.tobytes()).hexdigest()
 
 
+#: attempts of ``log_dataset`` when runs log the same new dataset at once (see there)
+DATASET_ATTEMPTS = 3
+
+
+def _duplicate_dataset(exc: MlflowException) -> bool:
+    """Whether ``exc`` is a store refusing a dataset row another run inserted at the same
+    moment (PostgreSQL's ``UniqueViolation``, SQLite's ``UNIQUE constraint failed``)."""
+    text = str(exc)
+    return "dataset" in text.lower() and ("UniqueViolation" in text or "UNIQUE constraint" in text
+                                          or "duplicate key" in text)
+
+
 def log_dataset(frame: pd.DataFrame, *, source: str | None, context: str = "training") -> str:
-    """Logs the dataset as an MLflow input with a content hash; returns the hash."""
+    """Logs the dataset as an MLflow input with a content hash; returns the hash.
+
+    MLflow's stores look the dataset up and insert it when it is new; runs that log the same
+    new dataset at the same moment (pipelines started together on one tracking server) can
+    both insert it, and the second is refused by the table's unique key. That refusal is
+    retried (``DATASET_ATTEMPTS``): by then the lookup finds the row the other run wrote.
+
+    Raises:
+        MlflowException: the store refused the input for another reason, or kept refusing.
+    """
     digest = frame_digest(frame)
     table = frame.reset_index()
     targets = (describe(frame).targets or (None,))[0]
@@ -526,7 +549,14 @@ def log_dataset(frame: pd.DataFrame, *, source: str | None, context: str = "trai
             table, source=source, targets=targets, name=Path(source).name if source else "frame",
             digest=digest[:36],
         )
-    mlflow.log_input(dataset, context=context, tags={"sha256": digest})
+    for attempt in range(DATASET_ATTEMPTS):
+        try:
+            mlflow.log_input(dataset, context=context, tags={"sha256": digest})
+            break
+        except MlflowException as exc:
+            if attempt + 1 == DATASET_ATTEMPTS or not _duplicate_dataset(exc):
+                raise
+            time.sleep(0.2 * (attempt + 1))
     mlflow.set_tag("data.sha256", digest)
     return digest
 

@@ -8,11 +8,12 @@ import math
 from dataclasses import dataclass, field
 
 import mlflow
+import numpy as np
 import pandas as pd
 import yaml
 
 from forecast.data.dataset import describe
-from forecast.evaluation.metrics import compute_metrics
+from forecast.evaluation.metrics import compute_metrics, series_scales
 from forecast.evaluation.plots import (
     ForecastPanel,
     plot_error_by_step,
@@ -193,9 +194,11 @@ def log_summary(metrics: dict, *, per_step: dict | None = None, details: str = "
     return summary
 
 
-def log_report(report: TrainReport) -> None:
+def log_report(report: TrainReport, series_sizes: dict | None = None) -> None:
     """Final metrics (model and every baseline, overall and per horizon step), the headline
-    metrics and the comparison table (``log_summary``) and the plots."""
+    metrics and the comparison table (``log_summary``) and the plots; for a global model also
+    the per-series table and the worst series (``log_per_series``; ``series_sizes``: the rows
+    of each series in the data) and a plot of its best, median and worst series."""
     metrics = report.to_dict()
     log_metric_tables("test.model", metrics["model"])
     for name, values in metrics["baselines"].items():
@@ -216,9 +219,87 @@ def log_report(report: TrainReport) -> None:
                f"Test part: {sizes.get('test')} rows, {sizes.get('test_windows')} forecast "
                f"windows; trained {training['epochs_run']} epochs in {training['seconds']} s. "
                f"The table `{COMPARISON_TABLE}` has every baseline, overall and per horizon step.")
+    if report.forecaster.is_global:
+        worst = report.extra.get("worst_series")
+        details += (f"\n\nOne global model over {sizes.get('series')} series; the table "
+                    f"`{PER_SERIES_TABLE}` (and `per_series.csv`) has each series beside its "
+                    f"best baseline; worst series: {worst}.")
+        log_per_series(report.extra.get("per_series") or [], series_sizes)
     log_summary({"model": metrics["model"], "baselines": metrics["baselines"]},
                 per_step=per_step, details=details)
     _log_plots(report, {name: pred for name, (pred, _) in baselines.items()}, per_step)
+
+
+#: a global model's per-series test table (``per_series.csv`` beside it, same rows)
+PER_SERIES_TABLE = "per_series.json"
+#: the tag naming a global model's worst series (the model's highest test MASE)
+TAG_WORST_SERIES = "forecast.worst_series"
+
+
+def per_series_frame(rows: list[dict], sizes: dict | None = None) -> pd.DataFrame:
+    """A global model's per-series table as a frame, worst model MASE first.
+
+    Args:
+        rows: ``per_series_table`` rows (``TrainReport.extra["per_series"]``) or a global
+            backtest's ``per_series``.
+        sizes: ``{id: rows of that series in the data}`` (None: the column is left out).
+
+    Returns:
+        Columns ``series``, ``rows`` (with ``sizes``), ``windows``, ``mae``, ``mase``,
+        ``smape`` (the model's), ``best_baseline``, ``best_baseline_mae``,
+        ``best_baseline_mase`` and ``beats_best_baseline`` (model MASE lower).
+    """
+    records = []
+    for row in rows:
+        base = row.get("baseline") or {}
+        model = row["model"]
+        record = {"series": row["series"]}
+        if sizes is not None:
+            record["rows"] = sizes.get(row["series"])
+        record.update(
+            windows=row["windows"], mae=_sig(model["mae"], 6), mase=_sig(model["mase"], 6),
+            smape=_sig(model.get("smape"), 6), best_baseline=row.get("best_baseline"),
+            best_baseline_mae=_sig(base.get("mae"), 6),
+            best_baseline_mase=_sig(base.get("mase"), 6),
+            beats_best_baseline=bool(base) and model["mase"] < base["mase"])
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def log_per_series(rows: list[dict], sizes: dict | None = None, prefix: str = "test") -> dict:
+    """Logs a global model's per-series table and the metrics naming its worst series.
+
+    Artifacts ``per_series.csv`` and ``per_series.json`` (an MLflow table); metrics
+    ``<prefix>.series_count``, ``<prefix>.series_beating_best_baseline`` (series where the
+    model's MASE is below that series' best baseline), ``<prefix>.worst_series.mase`` and
+    ``<prefix>.worst_series.best_baseline_mase``, ``<prefix>.median_series.mase``; the tag
+    ``forecast.worst_series`` names the worst series (its id; metric names cannot hold any id).
+
+    Args:
+        rows: per-series rows, worst model MASE first (``per_series_table``).
+        sizes: ``{id: rows of that series in the data}``.
+        prefix: ``test`` (training) or ``backtest``.
+
+    Returns:
+        The values logged: ``{"worst_series", "metrics"}``.
+    """
+    if not rows:
+        return {"worst_series": None, "metrics": {}}
+    table = per_series_frame(rows, sizes)
+    mlflow.log_text(table.to_csv(index=False), "per_series.csv")
+    mlflow.log_table(table, artifact_file=PER_SERIES_TABLE)
+    worst = rows[0]
+    mases = sorted(float(r["model"]["mase"]) for r in rows if _sig(r["model"]["mase"]))
+    values = {f"{prefix}.series_count": len(rows),
+              f"{prefix}.series_beating_best_baseline": int(table["beats_best_baseline"].sum()),
+              f"{prefix}.worst_series.mase": worst["model"]["mase"],
+              f"{prefix}.worst_series.best_baseline_mase": (worst.get("baseline") or {}).get(
+                  "mase"),
+              f"{prefix}.median_series.mase": float(np.median(mases)) if mases else None}
+    values = {k: float(v) for k, v in values.items() if _sig(v) is not None or v == 0}
+    mlflow.log_metrics(values)
+    mlflow.set_tag(TAG_WORST_SERIES, str(worst["series"]))
+    return {"worst_series": worst["series"], "metrics": values}
 
 
 def log_interval_metrics(intervals: dict | None, prefix: str = "test") -> None:
@@ -240,45 +321,90 @@ def log_interval_metrics(intervals: dict | None, prefix: str = "test") -> None:
 
 
 def _baseline_forecasts(report: TrainReport) -> dict:
-    """``{baseline: (forecasts of every test window, per-step metrics)}``, original units."""
+    """``{baseline: (forecasts of every test window, per-step metrics)}``, original units.
+
+    For a global model the windows of every series are pooled, each window's MASE scaled by
+    its own series' training rows (as ``forecast.workflow.evaluate_forecaster``)."""
     forecaster = report.forecaster
     if report.test is None or report.y_true is None or not len(report.y_true):
         return {}
     try:
         y_true, forecasts = forecaster.predict_windows_of(report.test,
                                                           forecaster.baseline_predictors())
+        insample, scale = forecaster.insample, None
+        if forecaster.is_global:
+            series = forecaster.window_series(report.test)
+            insample, scale = None, series_scales(forecaster.insample, series,
+                                                  forecaster.season)
     except Exception as exc:  # noqa: BLE001 - the plots and table go without the baselines
         logger.warning("baselines not drawn: %s", exc)
         return {}
     result = {}
     for name, pred in forecasts.items():
-        steps = compute_metrics(y_true, pred, insample=forecaster.insample,
-                                season=forecaster.season)["per_step"]
+        steps = compute_metrics(y_true, pred, insample=insample, season=forecaster.season,
+                                scale=scale)["per_step"]
         result[name] = (pred, steps)
     return result
 
 
-def forecast_panels(report: TrainReport, baselines: dict, count: int = PLOT_WINDOWS
-                ) -> tuple[list[ForecastPanel], int]:
+def series_windows(report: TrainReport) -> list[tuple[int, str]]:
+    """A global model's test windows to draw: the middle window of the best, the median and
+    the worst series by the model's test MASE (``report.extra["per_series"]``).
+
+    Returns:
+        ``[(window index, label)]``, e.g. ``[(12, "best A (MASE 0.41)"), ...]``; fewer for
+        fewer series, none for one series.
+    """
+    rows = [row for row in report.extra.get("per_series") or ()
+            if math.isfinite(row["model"]["mase"])]
+    if not rows or report.test is None:
+        return []
+    rows = sorted(rows, key=lambda row: row["model"]["mase"])
+    chosen = {"best": rows[0], "median": rows[(len(rows) - 1) // 2], "worst": rows[-1]}
+    series = report.forecaster.window_series(report.test)
+    picked, seen = [], set()
+    for word, row in chosen.items():
+        if row["series"] in seen:
+            continue
+        seen.add(row["series"])
+        where = np.flatnonzero(series == row["series"])
+        if len(where):
+            picked.append((int(where[len(where) // 2]),
+                           f"{word}: {row['series']} (MASE {row['model']['mase']:.3g})"))
+    return picked
+
+
+def forecast_panels(report: TrainReport, baselines: dict, count: int = PLOT_WINDOWS,
+                    windows: list[tuple[int, str]] | None = None
+                    ) -> tuple[list[ForecastPanel], int]:
     """``count`` test windows spread over the test part, with the baselines' forecasts.
+
+    Args:
+        report: the training report (its test part, actuals and forecasts).
+        baselines: ``{name: forecasts of every test window}``.
+        count: the windows drawn when ``windows`` is None.
+        windows: ``[(window index, label)]`` to draw instead (a global model: ``series_windows``).
 
     Returns:
         (the panels, the number of test windows).
     """
     spec = report.forecaster.spec
     test = report.test
+    long = isinstance(test.index, pd.MultiIndex)
+    if long:  # the windows of the series a global model forecasts (short ones hold none)
+        test = report.forecaster._windowed(test)
     starts = spec.window_starts(test)
     n = min(len(starts), len(report.y_true))
     targets = list(spec.targets)
-    times = test.index.get_level_values(-1) if isinstance(test.index, pd.MultiIndex) \
-        else test.index
+    times = test.index.get_level_values(-1) if long else test.index
+    if windows is None:
+        windows = [(i, None) for i in spread_windows(n, count)]
     panels = []
-    for i in spread_windows(n, count):
+    for i, label in windows:
         start = int(starts[i])
-        label = None
-        if isinstance(test.index, pd.MultiIndex):
-            first = times[start + spec.lookback]
-            label = f"{test.index[start][0]}, from {pd.Timestamp(first):%Y-%m-%d %H:%M}"
+        if long:
+            first = f"from {pd.Timestamp(times[start + spec.lookback]):%Y-%m-%d %H:%M}"
+            label = f"{label or test.index[start][0]}, {first}"
         panels.append(ForecastPanel(
             times=times[start + spec.lookback: start + spec.min_rows],
             actual=report.y_true[i],
@@ -307,12 +433,20 @@ def _log_plots(report: TrainReport, baselines: dict | None = None,
             panels, quantiles=forecaster.quantiles, target_names=list(spec.targets),
             title=f"test part: {len(panels)} of {n} forecast windows, model (solid) and "
                   "baselines (dashed)")
+        chosen = series_windows(report) if forecaster.is_global else []
+        if chosen:  # a global model: the best, the median and the worst series by MASE
+            panels, _ = forecast_panels(report, baselines or {}, windows=chosen)
+            figures["plots/series_best_median_worst.png"] = plot_forecast_panels(
+                panels, quantiles=forecaster.quantiles, target_names=list(spec.targets),
+                title="test part: the best, median and worst series by the model's MASE, "
+                      "model (solid) and baselines (dashed)")
     for path, figure in figures.items():
         mlflow.log_figure(figure, path)
 
 
 def what_ran(config: ForecasterConfig, frame: pd.DataFrame) -> list[str]:
-    """The parts of a run name that say what was trained: cell, target(s), horizon.
+    """The parts of a run name that say what was trained: cell, target(s), horizon (and for a
+    global model the number of series: ``3series``).
 
     Example:
         >>> frame = load_csv("datasets/ETTh1.csv", targets=["OT"])
@@ -322,7 +456,10 @@ def what_ran(config: ForecasterConfig, frame: pd.DataFrame) -> list[str]:
     targets = list(describe(frame).targets)
     target = targets[0] if len(targets) == 1 else (
         f"{targets[0]}+{len(targets) - 1}" if targets else None)
-    return [config.model.cell, target, f"h{config.horizon}"]
+    many = []
+    if isinstance(frame.index, pd.MultiIndex):  # a global model: how many series
+        many = [f"{frame.index.get_level_values(0).nunique()}series"]
+    return [config.model.cell, target, f"h{config.horizon}", *many]
 
 
 def train_tracked(
@@ -417,12 +554,15 @@ def train_tracked(
         if checkpoint_dir is not None:
             resumes.mark(checkpoint_dir, "finished")
         resume = _resumed(report, resume, checkpoint_dir)
+        id_col = describe(frame).id_col if isinstance(frame.index, pd.MultiIndex) else None
         log_config({"config": report.forecaster.resolved.flat(),
                     "data": {"source": source, "time_col": time_col, "val": val, "test": test,
-                             "borders": borders}})
+                             "borders": borders,
+                             **({"id_col": id_col} if id_col is not None else {})}})
         mlflow.set_tags({"forecast.kernel": report.forecaster.kernel_used,
-                         "forecast.setup": config.setup})
-        log_report(report)
+                         "forecast.setup": config.setup,
+                         **({"forecast.global": "true"} if id_col is not None else {})})
+        log_report(report, _series_sizes(frame))
         history = report.test if report.test is not None else frame
         info = log_forecaster(report.forecaster, time_col=time_col, input_example=history,
                               fill=fill, max_gap=max_gap)
@@ -440,6 +580,14 @@ def train_tracked(
             mlflow.set_tags({"registry.name": register, "registry.version": result.version,
                              "registry.promoted": str(result.promotion.get("promoted"))})
     return result
+
+
+def _series_sizes(frame: pd.DataFrame) -> dict | None:
+    """``{id: rows}`` of a long-format frame's series (None for one series)."""
+    if not isinstance(frame.index, pd.MultiIndex):
+        return None
+    sizes = frame.groupby(level=0, sort=False).size()
+    return {str(key): int(n) for key, n in sizes.items()}
 
 
 def _end_stale(experiment: str) -> list[str]:
@@ -503,7 +651,8 @@ def backtest_tracked(
     mean over the folds' test parts), a description with the verdict, the comparison table
     (one row per forecaster and fold, and the mean) and ``backtest.json``. Each fold's run
     (``fold-0``, ...) holds its ranges as params and its metrics: ``<who>.<metric>`` and the
-    same headline metrics.
+    same headline metrics. A long-format frame (a global model) also gets the per-series
+    table over the folds and its worst series (``log_per_series``, prefix ``backtest``).
 
     Args:
         frame: a ``load_csv`` frame (original units).
@@ -551,6 +700,8 @@ def backtest_tracked(
                                    f"folds)\n\n{details}",
                          **({TAG_BEST_BASELINE: summary["best_baseline"]}
                             if summary["best_baseline"] else {})})
+        if report.get("per_series"):  # a global model: each series over the folds
+            log_per_series(report["per_series"], _series_sizes(frame), prefix="backtest")
         mlflow.log_dict(report, "backtest.json")
     return {**report, "mlflow": {"run_id": run.info.run_id,
                                  "experiment_id": run.info.experiment_id,
@@ -569,7 +720,7 @@ def _log_fold(fold: dict, experiment_id: str, cell: str) -> str:
                                 "forecast.fold": str(fold.get("index", 0))}) as child:
         mlflow.log_params({key: fold[key] for key in ("index", "fit_start", "fit_end", "origin",
                                                       "test_end", "fit_rows", "test_rows",
-                                                      "n_windows") if key in fold})
+                                                      "n_windows", "series") if key in fold})
         mlflow.log_param("cell", cell)
         log_metric_tables("model", fold["model"])
         for name, values in who.items():

@@ -18,6 +18,9 @@ CASES = [
     ("segment", {"cell": "gru", "segment_length": 6}, (), ()),
     ("segment", {"cell": "lstm", "segment_length": 6, "segment_decoder": "recurrent",
                  "quantiles": (0.1, 0.5, 0.9)}, (), ()),
+    ("segment", {"cell": "lstm", "segment_length": 6}, (), ("promo",)),
+    ("segment", {"cell": "gru", "segment_length": 6, "segment_decoder": "recurrent"}, (),
+     ("promo", "price")),
 ]
 
 

@@ -242,11 +242,37 @@ def test_bad_options(field, value, match):
         Segment(Opts(**{field: value}), 24, 1)
 
 
-def test_covariates_are_refused():
+def test_past_covariates_are_refused_future_ones_read():
     with pytest.raises(ConfigError, match="target channels only: the past input has 3 channels"):
         Segment(Opts(), 8, 1)(keras.Input((16, 3)))
     assert Segment.SUPPORTS_PAST_COVARIATES is False
-    assert Segment.SUPPORTS_FUTURE_COVARIATES is False and Segment.NAME == "segment"
+    assert Segment.SUPPORTS_FUTURE_COVARIATES is True and Segment.NAME == "segment"
+    assert Segment.READS_CALENDAR is False and Segment.SUPPORTS_STATIC_COVARIATES is False
+    # two targets and one future covariate (its lookback channel last): both decoders
+    for decoder in ("parallel", "recurrent"):
+        past, future = keras.Input((16, 3)), keras.Input((8, 1))
+        out = Segment(Opts(segment_decoder=decoder), 8, 2)(past, future)
+        assert out.shape == (None, 8, 2)
+
+
+def test_future_covariates_move_the_forecast_of_their_own_segment():
+    from forecast.models.segment import SegmentCovariates, TakeSlice
+
+    keras.utils.set_random_seed(0)
+    past, future = keras.Input((16, 2)), keras.Input((8, 1))
+    model = keras.Model([past, future], Segment(Opts(), 8, 1)(past, future))
+    x = np.random.default_rng(0).normal(size=(1, 16, 2)).astype("float32")
+    base = np.zeros((1, 8, 1), "float32")
+    lifted = base.copy()
+    lifted[0, 4:] = 1.0  # the second segment (w=4) only
+    a, b = np.asarray(model([x, base])), np.asarray(model([x, lifted]))
+    assert np.abs(a[0, :4] - b[0, :4]).max() < 1e-6  # the first segment does not see it
+    assert np.abs(a[0, 4:] - b[0, 4:]).max() > 1e-3
+    # the layers round-trip through their config
+    for layer in (SegmentCovariates(2, 8, repeats=3, flat=False), TakeSlice(-1, 1, 3)):
+        copy = type(layer).from_config(layer.get_config())
+        assert copy.get_config() == layer.get_config()
+    assert SegmentCovariates(2, 8, repeats=3)(np.zeros((4, 8, 2), "float32")).shape == (24, 1, 8)
 
 
 def test_options_without_segment_fields_use_defaults():

@@ -147,13 +147,12 @@ def test_a_missing_data_file_is_named_when_asked(tmp_path):
     assert load_pipeline(write(tmp_path, VALID.replace("data.csv", "gone.csv"))).name == "tiny"
 
 
-def test_an_id_column_is_refused_before_anything_trains(tmp_path):
-    # global models train with `forecast train --id-col --no-track`; a pipeline tracks and serves
+def test_an_id_column_asks_for_one_global_model(tmp_path):
+    # data.id_col: one global model over every series of a long-format file, tracked,
+    # registered and served as one series is (tests/test_global_tracking.py runs one)
     path = write(tmp_path, VALID.replace("  time_col: date\n",
                                          "  time_col: date\n  id_col: store\n"))
-    msg = message(path)
-    assert "line 5: data.id_col" in msg and "'store' asks for one global model" in msg
-    assert "--id-col COLUMN --no-track" in msg
+    assert load_pipeline(path).data.id_col == "store"
 
 
 def test_reading_settings_are_checked_and_kept(tmp_path):
