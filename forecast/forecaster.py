@@ -380,6 +380,7 @@ class Forecaster:
         train_ds = make_dataset(
             self.scaler.transform(train_x), self.spec, batch_size=self.config.batch_size,
             shuffle=True, seed=seed,
+            windows_per_series=self.config.train.windows_per_series,  # balanced sampling
         )
         val_ds = None
         if val is not None and self.is_global:

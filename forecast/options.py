@@ -506,6 +506,12 @@ class TrainOptions(_Settings):
                              "restored); None disables it.")
     min_delta: Annotated[float, _number("min_delta")] = Field(
         0.0, ge=0, description="Least change counted as improvement.")
+    windows_per_series: Annotated[int | None, _positive_int(
+        "windows_per_series", none="every window")] = Field(
+        None, description="Balanced sampling for a global model: train on at most this many "
+                          "windows of each series, evenly spaced over its history (its last "
+                          "window included), so long series do not drown short ones; None: "
+                          "every window.")
     checkpoint_dir: Path | None = Field(
         None, description="Keep best.keras and backup/ (resume a killed run) here.")
     seed: Annotated[int | None, _strict_int("seed")] = Field(

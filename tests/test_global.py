@@ -159,8 +159,10 @@ def test_global_models_resolve_their_own_defaults(tmp_path):
     # a given lookback is kept; the segment length divides it and the horizon
     given = resolve({**tiny, "lookback": 28})
     assert (given.lookback, given.model.segment_length) == (28, 2)
-    # a setup other than the single-series default is the user's choice and is kept
+    # a setup the user gives is kept, the single-series default itself included
     assert resolve({**tiny, "setup": "seq2seq"}).setup == "seq2seq"
+    assert resolve({**tiny, "setup": "many_to_one"}).setup == "many_to_one"
+    assert resolve({**tiny, "batch_size": 32}).batch_size == 32
     # one series: the single-series defaults, unchanged
     one = load_csv(_long_csv(tmp_path), id_col="store", targets=["y"])
     path = tmp_path / "one.csv"
@@ -172,3 +174,63 @@ def test_global_models_resolve_their_own_defaults(tmp_path):
     assert single.train == defaults.train.model_copy(update={"epochs": 1, "seed": 3,
                                                              "verbose": 0})
     assert single.model == defaults.model.model_copy(update={"units": 4})
+
+
+@pytest.mark.parametrize("flags, setup, units", [
+    ([], "segment", 64),  # nothing given: the global defaults
+    (["--setup", "many_to_one", "--units", "32"], "many_to_one", 32),  # given = the defaults
+])
+def test_the_cli_counts_only_the_flags_given(tmp_path, capsys, flags, setup, units):
+    path = _long_csv(tmp_path)
+    code, out, err = _run(["train", str(path), "--id-col", "store", "--target", "y",
+                           "--horizon", "6", "--epochs", "1", "--no-track", "--json", *flags],
+                          capsys)
+    assert code == 0, err
+    settings = json.loads(out)["settings"]
+    assert (settings["setup"], settings["model"]["units"]) == (setup, units)
+    assert settings["batch_size"] == 128  # not given either way: the global default
+
+
+def test_a_pipeline_sets_only_the_keys_its_yaml_holds(tmp_path):
+    from forecast.pipelines.spec import load_pipeline
+
+    path = tmp_path / "p.yaml"
+    base = (f"name: p\ndata: {{path: {_long_csv(tmp_path)}, id_col: store, targets: [y]}}\n"
+            "window: {horizon: 6}\n")
+    path.write_text(base + "model: {units: 8}\n")
+    config = load_pipeline(path).forecaster_config()
+    assert "setup" not in config.model_fields_set
+    assert config.model.model_fields_set == {"units"} and config.train.model_fields_set == set()
+    path.write_text(base + "model: {setup: many_to_one}\ntrain: {batch_size: 32}\n")
+    config = load_pipeline(path).forecaster_config()
+    assert {"setup", "batch_size"} <= config.model_fields_set
+
+
+def test_balanced_sampling_caps_the_windows_of_each_series(tmp_path, capsys):
+    frame = load_csv(_long_csv(tmp_path), id_col="store", targets=["y"])
+    spec = WindowSpec(24, 6, ("y",))
+    every = spec.window_starts(frame)
+    series = spec.window_series(frame)
+    counts = {key: int((series == key).sum()) for key in ("A", "B", "C")}
+    assert counts == {"A": 271, "B": 211, "C": 331}
+    starts = spec.balanced_starts(frame, 20)
+    assert len(starts) == 60  # 20 of each series, whatever its length
+    kept = series[np.searchsorted(every, starts)]
+    assert {key: int((kept == key).sum()) for key in ("A", "B", "C")} == {
+        "A": 20, "B": 20, "C": 20}
+    # evenly spaced over each series: its first and last (most recent) windows included
+    for key in ("A", "B", "C"):
+        own = every[series == key]
+        mine = starts[kept == key]
+        assert mine[0] == own[0] and mine[-1] == own[-1]
+    assert len(spec.balanced_starts(frame, 1000)) == len(every)  # fewer windows: all kept
+    # through the CLI: the setting is used (and logged), and a bad value exits 2
+    code, out, err = _run(["train", str(_long_csv(tmp_path)), "--id-col", "store", "--target",
+                           "y", "--horizon", "6", "--epochs", "1", "--no-track", "--json",
+                           "--windows-per-series", "20"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["settings"]["train"]["windows_per_series"] == 20
+    code, _, err = _run(["train", str(_long_csv(tmp_path)), "--id-col", "store", "--target",
+                         "y", "--horizon", "6", "--windows-per-series", "0", "--no-track"],
+                        capsys)
+    assert code == 2 and "windows_per_series" in err and "Traceback" not in err

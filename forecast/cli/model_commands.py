@@ -353,6 +353,8 @@ def train(
     epochs: int = _OPT_EPOCHS,
     learning_rate: float = _option(TrainOptions, "learning_rate", "--learning-rate"),
     patience: int = _option(TrainOptions, "patience", "--patience"),
+    windows_per_series: int = _option(TrainOptions, "windows_per_series",
+                                      "--windows-per-series"),
     batch_size: int = _option(BatchOptions, "batch_size", "--batch-size"),
     seed: int = _option(TrainOptions, "seed", "--seed"),
     val: float = typer.Option(0.1, "--val", help="Validation fraction (chronological)."),
@@ -419,6 +421,7 @@ def train(
                "segment_decoder": segment_decoder, "quantiles": quantile,
                "id_embedding": id_embedding},
         train={"epochs": epochs, "learning_rate": learning_rate, "patience": patience,
+               "windows_per_series": windows_per_series,
                "seed": seed, "verbose": 0 if as_json and not display.active
                else TrainOptions.default("verbose"),
                "strategy": strategy, "checkpoint_dir": checkpoint_dir},

@@ -215,6 +215,39 @@ class WindowSpec:
     def n_windows(self, frame: pd.DataFrame) -> int:
         return int(len(self.window_starts(frame)))
 
+    def balanced_starts(self, frame: pd.DataFrame, per_series: int) -> np.ndarray:
+        """``window_starts`` with at most ``per_series`` windows of each series: evenly spaced
+        over the series' windows, its last (most recent) one included, so a long series weighs
+        no more than ``per_series`` windows in training (balanced sampling).
+
+        Args:
+            frame: one series, or many in long format.
+            per_series: the most windows kept of each series (a positive int).
+
+        Returns:
+            Row positions, series after series, each in time order.
+
+        Raises:
+            ConfigError: ``per_series`` is not a positive integer.
+
+        Example:
+            >>> spec.balanced_starts(long_frame, 3)   # series of 10 and 4 windows
+            array([ 0,  4,  9, 20, 21, 23])
+        """
+        if isinstance(per_series, bool) or not isinstance(per_series, int) or per_series < 1:
+            raise ConfigError("`windows_per_series` must be a positive integer (--windows-per-"
+                              f"series, YAML `train.windows_per_series`). Received: "
+                              f"{per_series!r}.")
+        kept = []
+        for begin, end in self._segments(frame).values():
+            starts = np.arange(begin, end - self.min_rows + 1, self.stride)
+            if len(starts) > per_series:
+                # evenly spaced positions from the first window to the last
+                starts = starts[np.unique(np.linspace(0, len(starts) - 1, per_series)
+                                          .round().astype(int))]
+            kept.append(starts)
+        return np.concatenate(kept).astype(np.int64) if kept else np.zeros(0, np.int64)
+
     def window_series(self, frame: pd.DataFrame) -> np.ndarray | None:
         """The series id of every window of ``frame``, in the order of ``window_starts``.
 
@@ -304,6 +337,7 @@ def make_dataset(
     shuffle: bool = False,
     seed: int | None = None,
     drop_remainder: bool = False,
+    windows_per_series: int | None = None,
 ) -> tf.data.Dataset:
     """Windows of ``frame`` as batches of ``(inputs, targets)``.
 
@@ -314,6 +348,8 @@ def make_dataset(
         shuffle: shuffle the window order each epoch (training).
         seed: seed of the shuffle, for reproducible runs.
         drop_remainder: drop the last incomplete batch.
+        windows_per_series: at most this many windows of each series
+            (``WindowSpec.balanced_starts``); None: every window.
 
     Returns:
         A dataset of ``(inputs, targets)``: ``inputs`` is ``(batch, lookback, n_inputs)`` or,
@@ -354,7 +390,11 @@ def make_dataset(
         return (tuple(parts) if len(parts) > 1 else inputs), targets
 
     segments = WindowSpec._segments(frame)
-    if len(segments) == 1:
+    if windows_per_series is not None:
+        table = tf.constant(spec.balanced_starts(frame, windows_per_series))
+        n_windows = int(table.shape[0])
+        to_starts = lambda k: tf.gather(table, k)  # noqa: E731
+    elif len(segments) == 1:
         # one series: window k starts at k * stride, so no table of starts is kept at all
         stride = spec.stride
         n_windows = (len(frame) - spec.min_rows) // stride + 1

@@ -208,5 +208,7 @@ def test_sigterm_stops_the_ui_and_frees_the_port(ui):
     survivors = [p for p in children if _alive(p)]
     assert not survivors, [p.cmdline() for p in survivors]
     assert not _listening(ui.port)
-    with socket.socket() as sock:  # the port can be bound again
+    with socket.socket() as sock:  # the port can be bound again, as a restarted server does
+        # (SO_REUSEADDR: closed connections may still sit in TIME_WAIT; nothing listens)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", ui.port))
