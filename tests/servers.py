@@ -130,6 +130,42 @@ def wait_until_up(process: subprocess.Popen, url: str, timeout: float, log: Path
         time.sleep(interval)
 
 
+MODEL_SERVER_START_TIMEOUT = 180  # imports TensorFlow and loads the model: slow on 2 cores
+
+
+@dataclass
+class ModelServer:
+    """A running model server: ``base`` is its ``http://127.0.0.1:PORT``."""
+
+    base: str
+    port: int
+    process: subprocess.Popen
+    log: Path
+
+
+@contextlib.contextmanager
+def model_server(command: list[str], log: Path, *, env: dict | None = None,
+                 timeout: float = MODEL_SERVER_START_TIMEOUT) -> Iterator[ModelServer]:
+    """A model scoring server (``forecast serve`` or ``mlflow models serve``) on a free port of
+    127.0.0.1 for the block: ``--port PORT`` is added to ``command``; the block starts once
+    ``/ping`` answers, and the whole process group is stopped after it, also after a failure.
+
+    Raises:
+        RuntimeError: the server exited or did not answer in ``timeout`` seconds (with the end
+            of ``log``).
+    """
+    port = free_port()
+    with open(log, "wb") as out:
+        process = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(process, f"{base}/ping", timeout, log, interval=1)
+        yield ModelServer(base, port, process, log)
+    finally:
+        stop(process)
+
+
 @dataclass
 class Postgres:
     """A running cluster: ``url`` is the MLflow backend store URI of its ``mlflow`` database."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -25,13 +24,12 @@ from numpy.testing import assert_allclose
 
 from forecast.cli import main
 from forecast.errors import DataError
-from tests.servers import free_port, stop, wait_until_up
+from tests.servers import model_server
 from tests.serving.conftest import tracking_store
 
 LOOKBACK, HORIZON = 12, 4
 LEVELS = {"A": 10.0, "B": 100.0, "C": 1000.0}
 REGISTERED = "stores"
-START_TIMEOUT = 180  # the server imports TensorFlow and loads the model
 
 
 def _long_frame(n: int = 120) -> pd.DataFrame:
@@ -318,20 +316,11 @@ def _split(frame: pd.DataFrame) -> bytes:
 
 
 def test_forecast_serve_answers_one_request_for_two_series(saved, data, tmp_path):
-    port = free_port()
-    log_path = tmp_path / "server.log"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "forecast"), "serve", str(saved.folder),
-             "--port", str(port), "--max-body-mb", "0.05"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_until_up(process, f"{base}/ping", START_TIMEOUT, log_path, interval=1)
-        except RuntimeError as exc:
-            pytest.fail(str(exc))
+    command = [str(Path(sys.executable).parent / "forecast"), "serve", str(saved.folder),
+               "--max-body-mb", "0.05"]
+    with model_server(command, tmp_path / "server.log", env=env) as running:
+        base = running.base
         two = data.recent[data.recent["store"].isin(["A", "C"])]
 
         status, answer = _post(base, _split(_text(two)))
@@ -353,5 +342,3 @@ def test_forecast_serve_answers_one_request_for_two_series(saved, data, tmp_path
         assert status == 413, answer
         status, _ = _post(base, _split(_text(two)))
         assert status == 200  # still up
-    finally:
-        stop(process)

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -26,10 +25,9 @@ import pytest
 from numpy.testing import assert_allclose
 
 from forecast.serving.server import RequestGuard
-from tests.servers import free_port, stop, wait_until_up
+from tests.servers import model_server
 from tests.serving.conftest import HORIZON
 
-START_TIMEOUT = 180  # imports TensorFlow and loads the model: slow on 2 shared cores
 LIMIT = 10 * 2**20  # the default --max-body-mb
 SCRIPT = "<script>alert('x')</script>" + "A" * 100_000  # a 100 KB cell
 
@@ -72,26 +70,12 @@ def recent(history) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def server(store, logged, tmp_path_factory):
     """`forecast serve models:/sales@champion` on 127.0.0.1 and a free port."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "server.log"
     env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("PATH", None)  # the server must not need the venv's bin on PATH
-    env["PATH"] = "/usr/bin:/bin"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "forecast"), "serve", logged.champion_uri,
-             "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_until_up(process, f"{base}/ping", START_TIMEOUT, log_path, interval=1)
-        except RuntimeError as exc:
-            pytest.fail(str(exc))
-        yield type("Server", (), {"base": base, "port": port, "process": process,
-                                  "log": log_path})
-    finally:
-        stop(process)
+    env["PATH"] = "/usr/bin:/bin"  # the server must not need the venv's bin on PATH
+    command = [str(Path(sys.executable).parent / "forecast"), "serve", logged.champion_uri]
+    with model_server(command, tmp_path_factory.mktemp("serve") / "server.log",
+                      env=env) as running:
+        yield running
 
 
 def test_good_json_and_csv_bodies_get_the_same_forecast(server, recent, trained):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -14,10 +13,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from tests.servers import free_port, stop, wait_until_up
+from tests.servers import model_server
 from tests.serving.conftest import HORIZON
-
-START_TIMEOUT = 180  # the server imports TensorFlow and loads the model: slow on 2 shared cores
 
 
 def _post(url: str, body: dict) -> tuple[int, dict]:
@@ -33,26 +30,13 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
 @pytest.fixture
 def server(store, logged, tmp_path):
     """`mlflow models serve -m models:/sales@champion --env-manager local` on 127.0.0.1."""
-    port = free_port()
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "TF_CPP_MIN_LOG_LEVEL": "2",
            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
-    log_path = tmp_path / "server.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed in the teardown
-    process = subprocess.Popen(
-        [str(Path(bin_dir) / "mlflow"), "models", "serve", "-m", logged.champion_uri,
-         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_until_up(process, f"{base}/ping", START_TIMEOUT, log_path, interval=1)
-        except RuntimeError as exc:
-            pytest.fail(str(exc))
-        yield base
-    finally:
-        stop(process)
-        log.close()
+    command = [str(Path(bin_dir) / "mlflow"), "models", "serve", "-m", logged.champion_uri,
+               "--env-manager", "local", "--host", "127.0.0.1", "--workers", "1"]
+    with model_server(command, tmp_path / "server.log", env=env) as running:
+        yield running.base
 
 
 def test_served_model_answers_with_the_forecast(server, history, trained):
