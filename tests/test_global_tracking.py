@@ -10,36 +10,20 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from forecast.cli import main
 from forecast.data import WindowSpec, load_csv
 from forecast.evaluation.backtest import global_folds
 from forecast.forecaster import Forecaster
+from tests.test_global import _long_csv as _three_series
+from tests.test_global import _run
 
 TRAIN = ["--target", "y", "--horizon", "6", "--lookback", "24", "--setup", "many_to_one",
          "--units", "4", "--epochs", "1", "--seed", "3"]
 
 
 def _long_csv(folder, name="long.csv"):
-    """Three hourly series of different lengths, start dates and levels (10, 100, 1000): a daily
-    season plus noise (as ``tests/test_global.py``)."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for key, start, n, level in (("A", "2024-01-01", 300, 10.0),
-                                 ("B", "2024-01-03 05:00", 240, 100.0),
-                                 ("C", "2023-12-20", 360, 1000.0)):
-        t = np.arange(n)
-        values = level * (1 + 0.3 * np.sin(2 * np.pi * t / 24)) + rng.normal(0, level / 50, n)
-        rows += zip([key] * n, pd.date_range(start, periods=n, freq="h"), values, strict=True)
-    path = folder / name
-    pd.DataFrame(rows, columns=["store", "time", "y"]).to_csv(path, index=False)
-    return path
-
-
-def _run(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
+    """The three hourly series of ``tests/test_global.py`` (lengths 300/240/360, levels
+    10/100/1000), written to ``folder / name``."""
+    return _three_series(folder).rename(folder / name)
 
 
 def _artifacts(run_id, path=""):
