@@ -222,6 +222,7 @@ def apply_overrides(config: dict, args) -> dict:
         ("dropout", "model", "dropout"), ("loss", "train", "loss"),
         ("lr_schedule", "train", "lr_schedule"), ("patience", "train", "patience"),
         ("linear_skip", "model", "linear_skip"), ("seed", "train", "seed"),
+        ("precision", "model", "precision"),
     ):
         value = getattr(args, key)
         if value is not None:
@@ -256,6 +257,7 @@ def main() -> None:
     parser.add_argument("--segment-length", type=int, default=None)
     parser.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--precision", default=None, help="float32 or bfloat16.")
     parser.add_argument("--track", action=argparse.BooleanOptionalAction, default=True,
                         help="Log each model run to MLflow (experiment etth1-benchmark).")
     parser.add_argument("--setup", default=None, help="Override the setup (e.g. seq2seq).")

@@ -57,6 +57,8 @@ CELLS = ("lstm", "peephole", "gru")
 INSTANCE_NORMS = ("none", "revin", "last")
 #: how the segment setup decodes the horizon segments.
 SEGMENT_DECODERS = ("parallel", "recurrent")
+#: compute precisions of a network (``forecast.models.builder``).
+PRECISIONS = ("float32", "bfloat16")
 #: scalers fitted on the training part only (``forecast.data.scaling``).
 SCALERS = ("standard", "minmax", "robust")
 #: training losses (``forecast.training.fit``).
@@ -426,6 +428,11 @@ class ModelOptions(_Settings):
     id_embedding: int = Field(
         0, description="Global models: size of a learned embedding of the series id fed to "
                        "the network (known ids only); 0 (default) leaves it out.")
+    precision: Annotated[str, _word("precision", PRECISIONS)] = Field(
+        "float32", description="Compute precision: float32, or bfloat16 (mixed: weights, "
+                               "normalisation and output in float32, the network's products in "
+                               "bfloat16; faster on CPUs with AMX or AVX-512 BF16, slower on "
+                               "CPUs without).")
 
     @field_validator("dropout", mode="before")
     @classmethod

@@ -344,6 +344,7 @@ def train(
     segment_length: int = _option(ModelOptions, "segment_length", "--segment-length"),
     segment_decoder: str = _option(ModelOptions, "segment_decoder", "--segment-decoder"),
     id_embedding: int = _option(ModelOptions, "id_embedding", "--id-embedding"),
+    precision: str = _option(ModelOptions, "precision", "--precision"),
     quantile: list[float] = typer.Option(None, "--quantile", help="Quantile level; repeatable."),
     interval: list[float] = typer.Option(
         None, "--interval",
@@ -419,7 +420,7 @@ def train(
                "instance_norm": instance_norm, "linear_skip": linear_skip,
                "channel_independent": channel_independent, "segment_length": segment_length,
                "segment_decoder": segment_decoder, "quantiles": quantile,
-               "id_embedding": id_embedding},
+               "id_embedding": id_embedding, "precision": precision},
         train={"epochs": epochs, "learning_rate": learning_rate, "patience": patience,
                "windows_per_series": windows_per_series,
                "seed": seed, "verbose": 0 if as_json and not display.active

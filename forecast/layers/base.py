@@ -112,6 +112,8 @@ class RecurrentLayer(keras.layers.Layer):
             out.append("use_bias=False")
         if cell.recurrent_dropout > 0:
             out.append("recurrent_dropout > 0")
+        if self.compute_dtype == "bfloat16":  # TensorFlow's CudnnRNN takes half/float/double
+            out.append("compute dtype bfloat16")
         return out
 
     def _require_cudnn_possible(self, implementation):

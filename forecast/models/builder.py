@@ -9,6 +9,8 @@ setup, the linear shortcut, the inverse normalisation.
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 
 from forecast.errors import ConfigError, ModelError
@@ -173,7 +175,6 @@ def build_model(
     options = ModelOptions.parse(options)
     if kwargs:
         options = options.replace(**kwargs)
-    lookback, horizon = spec.lookback, spec.horizon
     n_inputs, n_targets, n_future = spec.n_inputs, spec.n_targets, spec.n_future
     if n_future and not setup_cls.SUPPORTS_FUTURE_COVARIATES:
         raise ConfigError(f"setup {setup!r} does not read future covariates; the spec has "
@@ -201,12 +202,41 @@ def build_model(
     if options.seed is not None:
         keras.utils.set_random_seed(options.seed)
 
+    with _precision(options.precision):
+        return _graph(setup_cls, setup, spec, options)
+
+
+@contextlib.contextmanager
+def _precision(precision: str):
+    """Builds the layers made inside under the dtype policy of `precision`, then restores it.
+
+    ``"bfloat16"`` is Keras' ``mixed_bfloat16``: variables in float32, computations in
+    bfloat16. Each layer keeps its policy in its config, so a saved model loads as it was built.
+    """
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def _graph(setup_cls, setup: str, spec, options: ModelOptions) -> keras.Model:
+    """The functional model of `build_model`, its arguments already checked.
+
+    The instance normalisation, the linear skip and the denormalisation run in float32 at any
+    precision: they add and scale values in the units of the series, which bfloat16's 8-bit
+    mantissa would round to about 0.4 %.
+    """
+    lookback, horizon = spec.lookback, spec.horizon
+    n_inputs, n_targets, n_future = spec.n_inputs, spec.n_targets, spec.n_future
     past = keras.Input((lookback, n_inputs), name="past")  # [B, L, F]
     future = keras.Input((horizon, n_future), name="future") if n_future else None  # [B, H, Fu]
     static = keras.Input((spec.n_static,), name="static") if spec.n_static else None  # [B, S]
     x = past
     if options.instance_norm != "none":
-        x, loc, scale = InstanceNorm(options.instance_norm, n_targets, name="instance_norm")(
+        x, loc, scale = InstanceNorm(options.instance_norm, n_targets, name="instance_norm",
+                                     dtype="float32")(
             past
         )  # [B, L, F] -> [B, L, F], [B, 1, T], [B, 1, T]
     core_in, core_targets = x, n_targets
@@ -224,8 +254,12 @@ def build_model(
     if options.channel_independent:
         y = BatchToChannels(n_targets, name="batch_to_channels")(y)  # -> [B, H, C(, Q)]
     if options.linear_skip:
-        y = LinearSkip(horizon, n_targets, name="linear_skip")([y, x])  # [B, H, T(, Q)]
+        y = LinearSkip(horizon, n_targets, name="linear_skip",
+                       dtype="float32")([y, x])  # [B, H, T(, Q)]
     if options.instance_norm != "none":
-        y = InstanceDenorm(name="instance_denorm")([y, loc, scale])  # [B, H, T(, Q)]
+        y = InstanceDenorm(name="instance_denorm",
+                           dtype="float32")([y, loc, scale])  # [B, H, T(, Q)]
+    if y.dtype != "float32":  # the loss and the forecast read float32
+        y = keras.layers.Activation("linear", dtype="float32", name="output_float32")(y)
     inputs = [t for t in (past, future, static) if t is not None]
     return keras.Model(inputs if len(inputs) > 1 else past, y, name=setup)

@@ -37,7 +37,7 @@ class _Head(keras.layers.Layer):
         self.horizon = horizon
         steps = 1 if horizon is None else horizon
         self.dense = keras.layers.Dense(steps * n_targets * (self._per_target() or 1),
-                                        name="dense")
+                                        name="dense", dtype=self.dtype_policy)
 
     def _per_target(self):
         """Outputs per target and step: None for a point head (no quantile axis)."""
@@ -147,7 +147,8 @@ class LinearSkip(keras.layers.Layer):
         super().__init__(**kwargs)
         self.horizon = int(horizon)
         self.n_targets = int(n_targets)
-        self.dense = keras.layers.Dense(self.horizon, kernel_initializer="zeros", name="dense")
+        self.dense = keras.layers.Dense(self.horizon, kernel_initializer="zeros", name="dense",
+                                        dtype=self.dtype_policy)  # this layer's precision
 
     def build(self, input_shape):
         history_shape = input_shape[1]
