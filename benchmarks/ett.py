@@ -33,6 +33,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
@@ -115,15 +116,23 @@ def model_scores(setting: str, horizon: int, config: dict, *, track: bool = Fals
         seconds = time.perf_counter() - began
         targets = list(forecaster.spec.targets)
 
-        def score(part):
-            y_true, y_pred = forecaster.predict_windows(part)
+        def score(part, model=None):
+            y_true, y_pred = forecaster.predict_windows(part, model=model)
             return scores(forecaster.scaler.transform_array(y_true, targets),
                           forecaster.scaler.transform_array(y_pred, targets))
 
         result = _NOT_SCORED.copy() if val_only else score(parts.test)
         val = score(parts.val)
         result.update(val_mse=val["mse"], val_mae=val["mae"], seconds=seconds,
-                      epochs=forecaster.fit_result.epochs_run)
+                      epochs=forecaster.fit_result.epochs_run, blend=None)
+        if forecaster.blend is not None:  # train.blend_linear: the network alone, beside it
+            result["blend"] = forecaster.blend.weight
+            inner = [layer for layer in forecaster.model.layers if isinstance(layer, keras.Model)]
+            network = inner[0] if inner else None  # None: a = 1, the model is the network
+            alone = _NOT_SCORED.copy() if val_only else score(parts.test, network)
+            alone_val = score(parts.val, network)
+            alone.update(val_mse=alone_val["mse"], val_mae=alone_val["mae"], seconds=seconds)
+            result["network"] = alone
         return result
 
     if not track:
@@ -305,8 +314,11 @@ def main() -> None:
 
     for horizon, ours, linear, k, config in rows:
         lookback = config["lookback"]
+        blend = "" if ours["blend"] is None else f", blend a = {ours['blend']:g}"
         print(line(model_name(config) + " (ours)", horizon, lookback, ours,
-                   f"   {ours['epochs']} epochs"))
+                   f"   {ours['epochs']} epochs{blend}"))
+        if ours.get("network"):
+            print(line("  its network alone (a = 1)", horizon, lookback, ours["network"]))
         print(line("linear baseline (Ridge)", horizon, lookback, linear))
         if k is not None:
             for name, values in PUBLISHED[args.setting].items():

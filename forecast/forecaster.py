@@ -43,6 +43,7 @@ from forecast.data.windows import window_targets
 from forecast.errors import ConfigError, DataError, ForecastError, ModelError
 from forecast.models import build_model
 from forecast.models.baselines import BASELINES, baseline_from_json, make_baseline
+from forecast.models.blend import BlendChoice, blended_model, choose_weight
 from forecast.models.builder import check_model_size
 from forecast.models.setups import get_setup
 from forecast.models.static import StaticCovariates, static_frame
@@ -246,6 +247,8 @@ class Forecaster:
         self.insample: np.ndarray | None = None
         self.baselines: dict[str, dict] = {}
         self.fit_result: FitResult | None = None
+        #: the blend with the linear baseline chosen by the last fit (``train.blend_linear``)
+        self.blend: BlendChoice | None = None
         #: ``"network"`` (the Keras model) or a baseline's name when ``as_baseline`` made it
         self.kind = NETWORK
         #: the raw data's time column and reading settings (``describe(train)`` at ``fit``, or
@@ -390,6 +393,11 @@ class Forecaster:
                 self.scaler.transform(self._with_features(val)), self.spec,
                 batch_size=self.config.batch_size,
             )
+        if self.config.train.blend_linear and val_ds is None:  # before any training
+            raise ConfigError(
+                "train.blend_linear chooses the blend's weight on the validation windows, and "
+                f"there are none (a window needs {self.spec.min_rows} rows): give a validation "
+                "part (--val, YAML `split.val`) or drop --blend-linear (`train.blend_linear`).")
         set_seed(seed)
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             self.model = build_model(self.config.setup, self.spec, self.config.model)
@@ -408,7 +416,24 @@ class Forecaster:
         if strategy is not None:
             self.model = _detached(self.model)
         self._fit_baselines(train_x)
+        self.blend = None
+        if self.config.train.blend_linear:
+            self._blend_linear(val_ds, train_config)
         return self
+
+    def _blend_linear(self, val_ds, train_config) -> None:
+        """Blends the trained network with the linear baseline fitted on the same windows,
+        the network's share chosen on ``val_ds`` by the training loss (`forecast.models.blend`);
+        a share of 1 leaves the network as it is. Sets ``model`` and ``blend``."""
+        linear = baseline_from_json(json.dumps(self.baselines["linear"]))
+        y_true = np.concatenate([np.asarray(y) for _, y in val_ds])
+        network = self.model.predict(val_ds, verbose=0)
+        choice = choose_weight(y_true, network, linear.predict(val_ds), resolve_loss(train_config),
+                               train_config.loss)
+        if choice.weight < 1:
+            self.model = blended_model(self.model, linear.coef, linear.intercept, choice.weight)
+        self.blend = choice
+        logger.info(choice.describe())
 
     def _trainable(self, train_x: pd.DataFrame) -> pd.DataFrame:
         """The series of a long-format training frame that hold a window; the others are

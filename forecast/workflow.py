@@ -74,6 +74,7 @@ class TrainReport:
                 "strategy": fit_result.strategy if fit_result else None,
                 "replicas": fit_result.replicas if fit_result else None,
                 "workers": fit_result.workers if fit_result else None,
+                "blend": forecaster.blend.to_dict() if forecaster.blend else None,
             },
             **({"intervals": self.intervals} if self.intervals is not None else {}),
             **self.extra,

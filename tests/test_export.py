@@ -15,12 +15,16 @@ SETUPS = {
     # the default setup: past window and calendar features of the horizon (two inputs)
     "many_to_one": {"model": {"units": 4}},
     "segment": {"setup": "segment", "model": {"units": 4, "segment_length": 6}},
+    # blended with the linear baseline: a nested network, a frozen ridge layer and the blend
+    "blend": {"model": {"units": 4},
+              "train": {"epochs": 1, "verbose": 0, "seed": 3, "blend_linear": True}},
 }
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    """Two tiny trained forecasters (units 4, one epoch), saved as `forecast train --save` does."""
+    """Three tiny trained forecasters (units 4, one epoch), saved as `forecast train --save`
+    does."""
     from forecast.data import chronological_split, load_csv
     from forecast.forecaster import Forecaster
     from tests.conftest import synthetic_frame
@@ -35,6 +39,8 @@ def saved(tmp_path_factory):
         config = {"horizon": 6, "lookback": 24, "batch_size": 64,
                   "train": {"epochs": 1, "verbose": 0, "seed": 3}, **settings}
         forecaster = Forecaster(config).fit(parts.train, parts.val)
+        if name == "blend":
+            assert forecaster.blend.weight < 1  # the blend is in the exported graph
         out[name] = (forecaster, forecaster.save(folder / name))
     return out
 
@@ -71,7 +77,7 @@ def test_savedmodel_equals_keras_and_runs_without_forecast(saved, tmp_path):
         assert meta["inputs"]["past"]["shape"] == [None, 24, spec.n_inputs]
         assert (meta["lookback"], meta["horizon"], meta["freq"]) == (24, 6, "h")
         assert meta["outputs"]["forecast"]["shape"] == [None, 6, 1]
-        assert ("future" in meta["inputs"]) == (name == "many_to_one")
+        assert ("future" in meta["inputs"]) == (name != "segment")
         assert json.loads((target / "scaler.json").read_text()) == json.loads(
             forecaster.scaler.to_json())
         assert (target / "README.md").read_text().startswith("# Exported forecaster")

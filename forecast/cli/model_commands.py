@@ -354,6 +354,8 @@ def train(
     epochs: int = _OPT_EPOCHS,
     learning_rate: float = _option(TrainOptions, "learning_rate", "--learning-rate"),
     patience: int = _option(TrainOptions, "patience", "--patience"),
+    blend_linear: bool = _option(TrainOptions, "blend_linear",
+                                 "--blend-linear/--no-blend-linear"),
     windows_per_series: int = _option(TrainOptions, "windows_per_series",
                                       "--windows-per-series"),
     batch_size: int = _option(BatchOptions, "batch_size", "--batch-size"),
@@ -422,7 +424,7 @@ def train(
                "segment_decoder": segment_decoder, "quantiles": quantile,
                "id_embedding": id_embedding, "precision": precision},
         train={"epochs": epochs, "learning_rate": learning_rate, "patience": patience,
-               "windows_per_series": windows_per_series,
+               "windows_per_series": windows_per_series, "blend_linear": blend_linear,
                "seed": seed, "verbose": 0 if as_json and not display.active
                else TrainOptions.default("verbose"),
                "strategy": strategy, "checkpoint_dir": checkpoint_dir},
@@ -482,6 +484,8 @@ def _print_training(result: dict, *, csv: Path, save: Path | None, role,
     _console.print(f"trained {training['epochs_run']} epochs in {training['seconds']} s "
                    f"(best epoch {training['best_epoch']}, kernel {training['kernel']}"
                    f"{distributed})" + (f"; saved to {save}" if save else ""))
+    if training.get("blend"):
+        _console.print(training["blend"]["summary"])
     if result.get("resumed"):
         _console.print(result["resumed"]["message"])
     if role is not None and not role.is_chief:

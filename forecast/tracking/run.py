@@ -211,6 +211,11 @@ def log_report(report: TrainReport, series_sizes: dict | None = None) -> None:
     training = metrics["training"]
     mlflow.log_metrics({"train.seconds": training["seconds"],
                         "train.epochs_run": training["epochs_run"] or 0})
+    if training.get("blend"):  # train.blend_linear: the network's share, and why
+        blend = training["blend"]
+        mlflow.log_metrics({"blend.weight": blend["weight"], "blend.val_loss": blend["val_loss"],
+                            "blend.val_loss_network": blend["val_loss_network"],
+                            "blend.val_loss_linear": blend["val_loss_linear"]})
     baselines = _baseline_forecasts(report)
     per_step = {"model": report.per_step, **{name: steps for name, (_, steps) in
                                              baselines.items()}}
