@@ -393,7 +393,7 @@ class Forecaster:
                 self.scaler.transform(self._with_features(val)), self.spec,
                 batch_size=self.config.batch_size,
             )
-        if self.config.train.blend_linear and val_ds is None:  # before any training
+        if self.config.train.blend_linear is True and val_ds is None:  # before any training
             raise ConfigError(
                 "train.blend_linear chooses the blend's weight on the validation windows, and "
                 f"there are none (a window needs {self.spec.min_rows} rows): give a validation "
@@ -417,8 +417,12 @@ class Forecaster:
             self.model = _detached(self.model)
         self._fit_baselines(train_x)
         self.blend = None
-        if self.config.train.blend_linear:
-            self._blend_linear(val_ds, train_config)
+        if self.config.train.blend_linear is not False:
+            if val_ds is not None:
+                self._blend_linear(val_ds, train_config)
+            else:  # the default (None) blends only where it can choose the share honestly
+                logger.info("not blended with the linear baseline: no validation windows to "
+                            "choose the share on (train.blend_linear)")
         return self
 
     def _blend_linear(self, val_ds, train_config) -> None:

@@ -531,11 +531,12 @@ class TrainOptions(_Settings):
         None, gt=0, description="Clip each gradient to this norm.")
     huber_delta: Annotated[float, _number("huber_delta")] = Field(
         1.0, gt=0, description="The Huber loss's switch point.")
-    blend_linear: Annotated[bool, _strict_bool("blend_linear")] = Field(
-        False, description="After training, blend the network with the linear baseline: "
-                           "a x network + (1 - a) x linear, the share a in 0, 0.05, ..., 1 "
-                           "chosen on the validation windows by the training loss (needs a "
-                           "validation part); the blend is saved with the model.")
+    blend_linear: Annotated[bool | None, _strict_bool("blend_linear", optional=True)] = Field(
+        None, description="After training, blend the network with the linear baseline: "
+                          "a x network + (1 - a) x linear, the share a in 0, 0.05, ..., 1 "
+                          "chosen on the validation windows by the training loss, saved with "
+                          "the model. None (default): blend when there are validation windows; "
+                          "true: blend, and refuse to train without them; false: never.")
     strategy: Literal[STRATEGIES] = Field(
         "default", description="default (one device), mirrored (every local GPU, or CPU "
                                "device) or multi_worker (the cluster in TF_CONFIG; the chief "

@@ -16,8 +16,10 @@ from forecast.forecaster import Forecaster
 from tests.test_global import _long_csv as _three_series
 from tests.test_global import _run
 
+# a global network that loses to the baselines (not blended with the linear one), to test the
+# per-series tables and the baseline gate
 TRAIN = ["--target", "y", "--horizon", "6", "--lookback", "24", "--setup", "many_to_one",
-         "--units", "4", "--epochs", "1", "--seed", "3"]
+         "--units", "4", "--epochs", "1", "--seed", "3", "--no-blend-linear"]
 
 
 def _long_csv(folder, name="long.csv"):
@@ -194,7 +196,7 @@ def test_a_pipeline_with_data_id_col_trains_tracks_registers_and_forecasts(tmp_p
         "data: {path: data/stores.csv, time_col: time, id_col: store, targets: [y]}",
         "window: {lookback: 24, horizon: 6}",
         "model: {units: 4}",
-        "train: {epochs: 1, verbose: 0, seed: 3}",
+        "train: {epochs: 1, verbose: 0, seed: 3, blend_linear: false}",
         "evaluate: {metrics: [mae, mase], backtest_folds: 2}",
         "register: {name: stores-pipe, promotion_folds: 2, promotion_epochs: 1}",
         "forecast: {path: out/forecast.csv}"]) + "\n")

@@ -354,7 +354,7 @@ def train(
     epochs: int = _OPT_EPOCHS,
     learning_rate: float = _option(TrainOptions, "learning_rate", "--learning-rate"),
     patience: int = _option(TrainOptions, "patience", "--patience"),
-    blend_linear: bool = _option(TrainOptions, "blend_linear",
+    blend_linear: bool | None = _option(TrainOptions, "blend_linear",
                                  "--blend-linear/--no-blend-linear"),
     windows_per_series: int = _option(TrainOptions, "windows_per_series",
                                       "--windows-per-series"),
@@ -606,6 +606,8 @@ def backtest(
     cell: str = _OPT_CELL,
     units: int = _OPT_UNITS,
     epochs: int = _OPT_EPOCHS,
+    blend_linear: bool | None = _option(TrainOptions, "blend_linear",
+                                        "--blend-linear/--no-blend-linear"),
     folds: int = typer.Option(3, "--folds", help="Rolling-origin folds."),
     fold_size: int = typer.Option(None, "--fold-size", help="Test rows per fold."),
     mode: str = typer.Option(BACKTEST_MODES[0], "--mode", help=" or ".join(BACKTEST_MODES) + "."),
@@ -640,7 +642,8 @@ def backtest(
     config = _config(horizon=_horizon(horizon, frame), lookback=lookback, setup=setup,
                      batch_size=BatchOptions.default("batch_size"),
                      model={"cell": cell, "units": units},
-                     train={"epochs": epochs, "seed": seed, "verbose": 0},
+                     train={"epochs": epochs, "seed": seed, "verbose": 0,
+                            "blend_linear": blend_linear},
                      future_covariates=future_covariate, static=static, ctx=ctx)
     with using(for_cli(as_json=as_json)), _quiet_stdout(as_json):
         if track:

@@ -174,13 +174,24 @@ def _mean(folds: list[dict], who: str, metric: str) -> float:
     return float(sum(scores) / len(scores)) if scores else math.nan
 
 
+#: a score must be lower by more than this share to win: float32 rounding is not a win (a
+#: network blended at share 0 is the linear baseline, computed in float32)
+TIE = 1e-5
+
+
 def _better(challenger: float, other: float) -> bool:
-    """Strictly lower wins; a NaN never wins and never blocks."""
+    """Lower by more than rounding (``TIE``, relative) wins; a tie keeps the incumbent; a NaN
+    never wins and never blocks.
+
+    Example:
+        >>> _better(0.80, 0.81), _better(0.7494025, 0.7494030), _better(0.81, 0.80)
+        (True, False, False)
+    """
     if math.isnan(challenger):
         return False
     if math.isnan(other):
         return True
-    return challenger < other
+    return challenger < other - TIE * abs(other)
 
 
 def _model_word(config: dict) -> str:

@@ -126,3 +126,13 @@ def test_allow_worse_compares_the_versions_on_the_same_folds(store, forecasters,
     assert again.decision == "already_champion" and again.promoted
     with pytest.raises(ConfigError, match="valid metrics: mae, rmse, mape, smape, mase, mse"):
         promote_if_better("synthetic", 2, frame, metric="r2")
+
+
+def test_a_tie_within_rounding_keeps_the_incumbent():
+    """A network blended at share 0 is the linear baseline in float32: not a win over it."""
+    from forecast.evaluation.promotion import TIE, _better
+
+    assert _better(0.80, 0.81) and not _better(0.81, 0.80)
+    assert not _better(0.7494025, 0.7494030)  # float32 rounding of the same forecast
+    assert not _better(1.0 - TIE / 2, 1.0) and _better(1.0 - 2 * TIE, 1.0)
+    assert _better(0.5, float("nan")) and not _better(float("nan"), 0.5)

@@ -107,6 +107,17 @@ def test_forecaster_blends_saves_and_loads(frame, tmp_path):
     pd.testing.assert_frame_equal(again.predict(parts.test), forecaster.predict(parts.test))
 
 
+def test_default_blends_with_validation_windows_and_keeps_the_network_without(frame):
+    _, data = frame
+    parts = chronological_split(data, val=0.15, test=0.15, lookback=24)
+    default = {**CONFIG, "train": {**CONFIG["train"], "blend_linear": None}}
+    assert Forecaster(default).fit(parts.train, parts.val).blend is not None
+    alone = Forecaster(default).fit(parts.train, None)
+    assert alone.blend is None and "blend" not in {layer.name for layer in alone.model.layers}
+    never = {**CONFIG, "train": {**CONFIG["train"], "blend_linear": False}}
+    assert Forecaster(never).fit(parts.train, parts.val).blend is None
+
+
 def test_blend_without_validation_windows_is_refused_before_training(frame):
     _, data = frame
     parts = chronological_split(data, val=0.15, test=0.15, lookback=24)
