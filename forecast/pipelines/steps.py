@@ -385,6 +385,8 @@ def train(state: StepState | dict, *, echo: Echo | None = None,
     state.steps["train"] = report.seconds
     state.steps["evaluate"] = max(total - report.seconds, 0.0)
     echo(f"[train] {report.forecaster.resolved.summary()}")
+    if report.forecaster.blend is not None:  # train.blend_linear: the share chosen on val
+        echo(f"[train] {report.forecaster.blend.describe()}")
     echo(f"[evaluate] {versus_best_baseline(report.metrics)}")
     echo(f"[train] done in {report.seconds:.1f} s; [evaluate] done in "
          f"{state.steps['evaluate']:.1f} s")

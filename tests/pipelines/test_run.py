@@ -29,8 +29,12 @@ def cli(capsys, *args):
 
 def test_a_pipeline_runs_once_skips_unchanged_data_and_reruns_when_forced(
         pipeline, tmp_path, capsys):
-    result = run_pipeline(pipeline)
+    lines = []
+    result = run_pipeline(pipeline, echo=lines.append)
     assert not result.skipped and result.version == "1"
+    # blended with the linear baseline by default, and the train step says how
+    blend = [line for line in lines if line.startswith("[train] blend: ")]
+    assert len(blend) == 1 and "chosen on validation" in blend[0], lines
     run = MlflowClient().get_run(result.run_id)
     assert run.info.status == "FINISHED"  # still FINISHED after the steps added to it
     tags, metrics = run.data.tags, run.data.metrics
