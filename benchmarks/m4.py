@@ -439,7 +439,8 @@ def main() -> None:
     c = settings.config
     described = (f"{c.setup} {c.model.cell} {c.model.units} units, lookback {c.lookback}, "
                  f"norm {c.model.instance_norm}, batch {c.batch_size}, lr "
-                 f"{c.train.learning_rate:g}, calendar {c.calendar}")
+                 f"{c.train.learning_rate:g}, calendar {c.calendar}"
+                 + (f", blend a = {forecaster.blend.weight:g}" if forecaster.blend else ""))
     fit = forecaster.fit_result
     print(f"\nglobal model: {described}; {fit.epochs_run} epochs (best {fit.best_epoch}) in "
           f"{seconds:.0f} s")

@@ -356,6 +356,10 @@ class Forecaster:
                 diverged: a NaN/inf loss, or a loss ending above ``DIVERGENCE_FACTOR`` times
                 that of forecasts that learn nothing (``reference_losses``).
 
+        Unless ``train.blend_linear`` is false, the trained network is then blended with the
+        linear baseline, its share chosen on the validation windows (``blend``; see
+        `forecast.models.blend`).
+
         With ``train.strategy`` other than ``"default"`` the network is built and trained under
         that ``tf.distribute`` strategy, then copied out of it (same weights) so that
         ``predict`` and ``save`` run in this process alone; ``fit_result`` records the strategy,
@@ -418,7 +422,7 @@ class Forecaster:
         self._fit_baselines(train_x)
         self.blend = None
         if self.config.train.blend_linear is not False:
-            if val_ds is not None:
+            if val_ds is not None and "linear" in self.baselines:
                 self._blend_linear(val_ds, train_config)
             else:  # the default (None) blends only where it can choose the share honestly
                 logger.info("not blended with the linear baseline: no validation windows to "

@@ -39,8 +39,9 @@ def run_quickstart(*, force: bool = False, echo: Callable[[str], None] = print) 
     result = run_pipeline(QUICKSTART_PIPELINE, force=force, echo=echo)
     for name, values in [("model", result.metrics.get("model", {})),
                          *result.metrics.get("baselines", {}).items()]:
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items())
-        echo(f"  test {name:<15} {shown}")
+        if values:  # a skipped run (data and settings unchanged) has no new test metrics
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items())
+            echo(f"  test {name:<15} {shown}")
     uri = f"models:/{spec.register.name}@champion"
     columns = [spec.data.time_col, *spec.data.targets, *(spec.data.covariates or [])]
     history = pd.read_csv(spec.data.path, usecols=columns).iloc[-2 * spec.window.lookback:]

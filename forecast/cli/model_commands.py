@@ -355,7 +355,7 @@ def train(
     learning_rate: float = _option(TrainOptions, "learning_rate", "--learning-rate"),
     patience: int = _option(TrainOptions, "patience", "--patience"),
     blend_linear: bool | None = _option(TrainOptions, "blend_linear",
-                                 "--blend-linear/--no-blend-linear"),
+                                        "--blend-linear/--no-blend-linear"),
     windows_per_series: int = _option(TrainOptions, "windows_per_series",
                                       "--windows-per-series"),
     batch_size: int = _option(BatchOptions, "batch_size", "--batch-size"),
