@@ -22,6 +22,12 @@ without their last 48 points, with those 48 (plus lookback context) as its valid
 (early stopping, best weights restored). It then forecasts the validation 48 (scored as
 "val", what settings are chosen on) and, from the full training part, the 48 test points.
 
+With ``--interval 0.8 --interval 0.95`` the model and its baselines are also calibrated on the
+validation 48 of every series (``Forecaster.calibrate``: split conformal, each series' errors in
+its own scaled units) and their intervals are scored on the test 48: coverage beside the
+nominal level, and the competition's interval score MSIS (the Winkler score divided by the
+MASE scale, averaged over every series and step).
+
 Usage:
     .venv/bin/python benchmarks/m4.py --check                  # the baselines only (fast)
     .venv/bin/python benchmarks/m4.py                          # the defaults, all 414 series
@@ -274,7 +280,7 @@ def train_global(full_train, config: dict):
     48 rows, with those 48 (plus one lookback of context) as the validation split.
 
     Returns:
-        ``(forecaster, training seconds, the frame it was fitted on)``.
+        ``(forecaster, training seconds, the frame it was fitted on, the validation frame)``.
     """
     from forecast.data.dataset import describe
     from forecast.forecaster import Forecaster, with_lookback
@@ -290,7 +296,7 @@ def train_global(full_train, config: dict):
     began = time.perf_counter()
     forecaster = Forecaster(resolved, lookback_reason=reason).fit(fit_part, val)
     seconds = time.perf_counter() - began
-    return forecaster, seconds, fit_part
+    return forecaster, seconds, fit_part, val
 
 
 def model_forecasts(forecaster, fit_part, full_train) -> tuple[dict, dict]:
@@ -299,6 +305,30 @@ def model_forecasts(forecaster, fit_part, full_train) -> tuple[dict, dict]:
 
 
 # -- printing ---------------------------------------------------------------------------------
+
+
+def interval_scores(forecaster, full_train, test: dict[str, np.ndarray],
+                    train: dict[str, np.ndarray], levels) -> dict[str, tuple[float, float]]:
+    """``{level label: (test coverage, MSIS)}`` of a calibrated forecaster's intervals.
+
+    MSIS (the M4 interval score): per series and step ``(hi - lo) + 2/a (lo - y)+ + 2/a
+    (y - hi)+`` with ``a = 1 - level``, divided by the series' MASE scale, averaged.
+    """
+    from forecast.evaluation.intervals import level_label
+
+    frame = forecaster.predict(full_train)
+    out = {}
+    for level in levels:
+        label, alpha = level_label(level), 1.0 - level
+        inside, scores = [], []
+        for key, group in frame.groupby(frame.columns[0], sort=False):
+            y = test[str(key)]
+            lo, hi = group[f"y_lo_{label}"].to_numpy(), group[f"y_hi_{label}"].to_numpy()
+            inside.append((lo <= y) & (y <= hi))
+            winkler = (hi - lo) + 2 / alpha * (np.maximum(lo - y, 0) + np.maximum(y - hi, 0))
+            scores.append(winkler / mase_scale(train[str(key)]))
+        out[label] = (float(np.mean(inside)), float(np.mean(scores)))
+    return out
 
 
 def table(rows: list[tuple[str, Scores | tuple]], naive2: Scores, title: str) -> list[str]:
@@ -359,6 +389,10 @@ def main() -> None:
                              "model.units=64, train.epochs=5 (repeatable).")
     parser.add_argument("--val-only", action="store_true",
                         help="Score the validation 48 only (choose settings without the test).")
+    parser.add_argument("--interval", type=float, action="append", default=[],
+                        metavar="LEVEL",
+                        help="Also calibrate conformal intervals at LEVEL on the validation 48 "
+                             "and score them on the test 48 (repeatable).")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     parser.add_argument("--track", action=argparse.BooleanOptionalAction, default=True,
                         help="Log the model run to MLflow (experiment m4-hourly-benchmark).")
@@ -404,7 +438,9 @@ def main() -> None:
     config = build_config(args.overrides, args.verbose)
 
     def run():
-        forecaster, seconds, fit_frame = train_global(full_train, config)
+        forecaster, seconds, fit_frame, val_frame = train_global(full_train, config)
+        if args.interval:
+            forecaster.calibrate(val_frame, args.interval)
         val_fc, test_fc = model_forecasts(forecaster, fit_frame, full_train)
         ours = {"model": (score(val_actual, val_fc, fit_part), score(test, test_fc, train))}
         for name in ("naive", "seasonal_naive", "linear"):
@@ -470,6 +506,19 @@ def main() -> None:
     print()
     for line in per_series(model_test, bench_test["sNaive"], naive2):
         print(line)
+    if args.interval:
+        print()
+        print("| intervals (test 48) | " + " | ".join(
+            f"coverage {x:g} | MSIS {x:g}" for x in sorted(args.interval)) + " |")
+        print("|---|" + "---|---|" * len(args.interval))
+        for name in ("model", "naive", "seasonal_naive", "linear"):
+            if name != "model" and name not in forecaster.baselines:
+                continue
+            who = forecaster if name == "model" else forecaster.as_baseline(name)
+            scores = interval_scores(who, full_train, test, train, args.interval)
+            print(f"| {names[name]} | " + " | ".join(
+                f"{c:.3f} | {m:.2f}" for c, m in scores.values()) + " |")
+        print(f"(calibrated on {forecaster.intervals.n} validation windows, one per series)")
     print(f"headline: M4 Hourly ({len(train)} series) test sMAPE {model_test.mean_smape:.3f} "
           f"MASE {model_test.mean_mase:.3f} OWA {model_test.owa(naive2):.3f} (seasonal naive "
           f"{bench_test['sNaive'].owa(naive2):.3f}, ES-RNN 0.440); val OWA "

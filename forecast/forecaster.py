@@ -776,6 +776,9 @@ class Forecaster:
         window of ``frame``; the per-step absolute errors (for a quantile model, the
         conformalized quantile regression scores of its outermost band) give the half-widths
         (``forecast.evaluation.intervals``). ``train_and_evaluate`` passes the validation part.
+        A global model pools the windows of every series, each score divided by its series'
+        scale (``target_scales``): the intervals are in scaled units and each series' band is
+        its half-width times its own scale.
 
         Args:
             frame: rows in original units starting with ``lookback`` rows of context, none of
@@ -792,10 +795,6 @@ class Forecaster:
         from forecast.evaluation.intervals import calibrate
 
         self._require_fitted()
-        if self.is_global:
-            raise ConfigError(
-                "conformal intervals (--interval, YAML `evaluate.intervals`) are not supported "
-                "yet for a global model over many series (--id-col); drop --interval.")
         if self.spec.n_windows(frame) < 1:
             raise DataError(
                 f"conformal intervals need calibration windows: the {calibration} part holds "
@@ -807,12 +806,32 @@ class Forecaster:
         y_true, forecasts = self.predict_windows_of(frame, predictors)
         targets = list(self.spec.targets)
         quantiles = self.quantiles if forecasts["model"].ndim == 4 else None
+        # a global model pools series of different units: scores in each one's scaled units
+        scale = self.target_scales(self.window_series(frame)) if self.is_global else None
         self.intervals = calibrate(y_true, forecasts["model"], levels, targets,
-                                   quantiles=quantiles, calibration=calibration)
+                                   quantiles=quantiles, calibration=calibration, scale=scale)
         self.baseline_intervals = {
-            name: calibrate(y_true, forecast, levels, targets, calibration=calibration)
+            name: calibrate(y_true, forecast, levels, targets, calibration=calibration,
+                            scale=scale)
             for name, forecast in forecasts.items() if name != "model"}
         return self
+
+    def target_scales(self, series) -> np.ndarray:
+        """Each window's series scale per target: how many original units one scaled unit is
+        (the scaler's standard deviation, range or IQR of that series' training rows).
+
+        Args:
+            series: the series id of each window (``window_series``), or of each forecast.
+
+        Returns:
+            An array (len(series), targets).
+        """
+        targets = list(self.spec.targets)
+        series = np.asarray(series, dtype=object)
+        out = np.empty((len(series), len(targets)), dtype=np.float64)
+        for key in dict.fromkeys(series.tolist()):
+            out[series == key] = self.scaler.scales(targets, series=key)
+        return out
 
     def _inverse(self, scaled: np.ndarray, series=None) -> np.ndarray:
         """Scaled forecasts [N, H, T(, Q)] back to original units; ``series`` (N,): the id of
@@ -895,16 +914,27 @@ class Forecaster:
         forecast = self._inverse(scaled)[0]  # [H, T(, Q)]
         frame = self._forecast_frame(forecast, future_index)
         if self.intervals is not None:
-            from forecast.evaluation.intervals import level_label
-
-            quantiles = self.quantiles if forecast.ndim == 3 else None
-            for level in self.intervals.levels:
-                lo, hi = self.intervals.bounds(forecast, level, quantiles)  # [H, T]
-                label = level_label(level)
-                for j, target in enumerate(self.spec.targets):
-                    frame[f"{target}_lo_{label}"] = lo[:, j]
-                    frame[f"{target}_hi_{label}"] = hi[:, j]
+            self._add_intervals(frame, forecast)
         return frame
+
+    def _add_intervals(self, frame: pd.DataFrame, forecast: np.ndarray, scale=None) -> None:
+        """Adds ``<target>_lo_<pct>``/``<target>_hi_<pct>`` columns to one series' forecast
+        frame (in place).
+
+        Args:
+            frame: the ``_forecast_frame`` of ``forecast``.
+            forecast: [H, T(, Q)] in original units.
+            scale: the series' scale per target (T,), for a global model's scaled intervals.
+        """
+        from forecast.evaluation.intervals import level_label
+
+        quantiles = self.quantiles if forecast.ndim == 3 else None
+        for level in self.intervals.levels:
+            lo, hi = self.intervals.bounds(forecast, level, quantiles, scale)  # [H, T]
+            label = level_label(level)
+            for j, target in enumerate(self.spec.targets):
+                frame[f"{target}_lo_{label}"] = lo[:, j]
+                frame[f"{target}_hi_{label}"] = hi[:, j]
 
     def _split_future(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """One series' rows split into the history and the future rows after it.
@@ -1041,9 +1071,12 @@ class Forecaster:
             inputs = [*(inputs if isinstance(inputs, list) else [inputs]), static]
         forecast = self._inverse(self._predict_scaled(self.model, inputs),
                                  np.array(keys, dtype=object))  # [S, H, T(, Q)]
+        scales = self.target_scales(keys) if self.intervals is not None else None  # [S, T]
         parts = []
         for k, key in enumerate(keys):
             part = self._forecast_frame(forecast[k], indexes[k])
+            if scales is not None:
+                self._add_intervals(part, forecast[k], scales[k])
             part.insert(0, id_name, key)
             parts.append(part.rename_axis(time_name).reset_index()[
                 [id_name, time_name, *[c for c in part.columns if c != id_name]]])

@@ -152,7 +152,7 @@ def evaluate_forecaster(forecaster: Forecaster, frame: pd.DataFrame) -> dict:
     result["scaled"] = scaled
     result["arrays"] = (y_true, y_pred)
     if forecaster.intervals is not None:
-        result["intervals"] = interval_metrics(forecaster, y_true, forecasts)
+        result["intervals"] = interval_metrics(forecaster, y_true, forecasts, series)
     if forecaster.quantiles:
         result["model"].update(
             pinball=float(model["pinball"]), coverage=float(model["coverage"]),
@@ -195,13 +195,16 @@ def per_series_table(y_true: np.ndarray, forecasts: dict, series: np.ndarray,
     return rows
 
 
-def interval_metrics(forecaster: Forecaster, y_true: np.ndarray, forecasts: dict) -> dict:
+def interval_metrics(forecaster: Forecaster, y_true: np.ndarray, forecasts: dict,
+                     series: np.ndarray | None = None) -> dict:
     """Coverage, mean width and Winkler score of the conformal intervals on these windows.
 
     Args:
         forecaster: a forecaster with ``intervals`` (``Forecaster.calibrate``).
         y_true: actuals (windows, horizon, targets).
         forecasts: ``{"model": forecasts, baseline name: forecasts}`` of the same windows.
+        series: for a global model, the series id of each window (its intervals scale with
+            the series).
 
     Returns:
         ``{"method", "calibration", "n_calibration", "levels", "capped", "model": {label:
@@ -212,14 +215,16 @@ def interval_metrics(forecaster: Forecaster, y_true: np.ndarray, forecasts: dict
 
     own = forecaster.intervals
     quantiles = forecaster.quantiles if forecasts["model"].ndim == 4 else None
+    scale = forecaster.target_scales(series) if series is not None else None
     result = {"method": own.method, "calibration": own.calibration, "n_calibration": own.n,
               "levels": [level_label(level) for level in own.levels],
               "capped": list(own.capped),
-              "model": interval_report(y_true, forecasts["model"], own, quantiles),
+              "model": interval_report(y_true, forecasts["model"], own, quantiles, scale),
               "baselines": {}}
     for name, intervals in forecaster.baseline_intervals.items():
         if name in forecasts:
-            result["baselines"][name] = interval_report(y_true, forecasts[name], intervals)
+            result["baselines"][name] = interval_report(y_true, forecasts[name], intervals,
+                                                        scale=scale)
     return result
 
 
@@ -463,10 +468,6 @@ def train_and_evaluate(
     from forecast.evaluation.intervals import check_levels
 
     levels = check_levels(intervals)
-    if levels and isinstance(frame.index, pd.MultiIndex):
-        raise ConfigError(
-            "--interval: conformal prediction intervals are not supported yet for a global "
-            "model over many series (--id-col, YAML `data.id_col`); drop --interval.")
     sizes = check_split_sizes(frame, config, val=val, test=test, borders=borders)
     if levels and sizes["windows"]["val"] < 1:  # before training
         raise ConfigError(

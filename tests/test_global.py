@@ -87,12 +87,44 @@ def test_cli_trains_one_model_with_a_per_series_table(tmp_path, capsys, caplog):
     assert "per series (3 series)" in out and "skipped (too short): D" in out
 
 
-def test_cli_refuses_what_global_models_cannot_do_yet(tmp_path, capsys):
+def test_cli_global_intervals_scale_with_each_series(tmp_path, capsys):
+    """Conformal intervals of a global model: one calibration over every series' validation
+    windows in scaled units, each series' band its own scale (levels 10, 100, 1000)."""
     path = _long_csv(tmp_path)
-    base = ["train", str(path), "--id-col", "store", "--target", "y", "--no-track"]
-    # tracking, registering and serving global models work now; conformal intervals do not
-    code, _, err = _run([*base, "--interval", "0.9"], capsys)
-    assert code == 2 and "--interval" in err and "not supported yet" in err
+    folder = tmp_path / "model"
+    code, out, err = _run(
+        ["train", str(path), "--id-col", "store", "--target", "y", "--horizon", "6",
+         "--lookback", "24", "--units", "4", "--epochs", "2", "--seed", "3", "--no-track",
+         "--interval", "0.8", "--interval", "0.95", "--save", str(folder), "--json"], capsys)
+    assert code == 0, err
+    intervals = json.loads(out)["intervals"]
+    # validation windows of the three series: 10 % of each, minus horizon - 1
+    assert intervals["n_calibration"] == (30 - 5) + (24 - 5) + (36 - 5)
+    assert intervals["levels"] == ["80", "95"]
+    for who in [intervals["model"], *intervals["baselines"].values()]:
+        # pooled test coverage near the nominal level, wider band at the higher level
+        assert 0.6 < who["80"]["coverage"] <= 1 and who["95"]["coverage"] >= who["80"]["coverage"]
+        assert 0 < who["80"]["width"] < who["95"]["width"]
+    state = json.loads((forecaster_files(folder) / "forecaster.json").read_text())
+    assert state["intervals"]["model"]["scaled"] is True
+
+    history = pd.read_csv(path).groupby("store").tail(48)
+    recent = tmp_path / "recent.csv"
+    history.to_csv(recent, index=False)
+    out_csv = tmp_path / "forecast.csv"
+    code, _, err = _run(["predict", "--model", str(folder), "--csv", str(recent),
+                         "--out", str(out_csv)], capsys)
+    assert code == 0, err
+    forecast = pd.read_csv(out_csv)
+    assert len(forecast) == 3 * 6
+    assert ((forecast.y_lo_95 <= forecast.y_lo_80) & (forecast.y_lo_80 <= forecast.y)
+            & (forecast.y <= forecast.y_hi_80) & (forecast.y_hi_80 <= forecast.y_hi_95)).all()
+    # the same scaled half-widths times each series' own scale: B's band is 10x A's
+    width = (forecast.y_hi_80 - forecast.y_lo_80).groupby(forecast.store).mean()
+    scales = {key: state["scaler"]["params"][key]["scale"][0] for key in "ABC"}
+    np.testing.assert_allclose(width["B"] / width["A"], scales["B"] / scales["A"], rtol=1e-6)
+    np.testing.assert_allclose(width["C"] / width["A"], scales["C"] / scales["A"], rtol=1e-6)
+    assert 5 < width["B"] / width["A"] < 20 and 50 < width["C"] / width["A"] < 200
 
 
 def test_every_series_too_short_names_the_flags(tmp_path):

@@ -202,18 +202,6 @@ def _interval_levels(levels) -> tuple[float, ...]:
     return tuple(sorted({float(level) for level in levels or ()}))
 
 
-def _global_supported(id_col: str | None, *, interval) -> None:
-    """Refuses, before anything is loaded, what a global model (``--id-col``) cannot do yet.
-
-    Raises:
-        ConfigError: ``--id-col`` with ``--interval`` (conformal intervals of many series).
-    """
-    if id_col is not None and interval:
-        raise ConfigError(
-            f"--id-col {id_col}: conformal prediction intervals (--interval) are not supported "
-            "yet for a global model over many series. Drop --interval.")
-
-
 def _horizon(horizon: int | None, frame) -> int:
     """The horizon given, or a season of the data when it is left out (never for 0)."""
     return _default_horizon(frame) if horizon is None else horizon
@@ -392,7 +380,6 @@ def train(
     display = for_cli(as_json=as_json)  # progress on stderr (forecast.progress)
     check_model_name(register_as, "--register")  # before loading and training, not after
     check_data_flags(fill=fill, duplicates=duplicates, max_gap=max_gap)
-    _global_supported(id_col, interval=interval)
     if register_as and not track:
         raise ConfigError("--register needs MLflow tracking: drop --no-track.")
     _positive(horizon, "--horizon", "window.horizon")

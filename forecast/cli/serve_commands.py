@@ -142,18 +142,66 @@ def _check_plot(plot: Path) -> None:
                           ".png.")
 
 
+#: a global model's plot draws at most this many panels (series x targets), in input order
+MAX_SERIES_PANELS = 12
+
+
+def _band(frame, target: str):
+    """The band drawn around ``target``'s forecast in ``frame``: the outermost quantiles when
+    the model has them, else its widest conformal interval, else None."""
+    levels = {}
+    for column in frame.columns:
+        if str(column).startswith(f"{target}_q"):
+            try:
+                levels[float(str(column)[len(target) + 2:])] = column
+            except ValueError:
+                continue
+    if len(levels) >= 2:
+        lo, hi = min(levels), max(levels)
+        return (frame[levels[lo]].to_numpy(), frame[levels[hi]].to_numpy(),
+                f"q{lo:g}–q{hi:g}")
+    conformal = {}  # the conformal intervals (forecast train --interval): the widest
+    for column in frame.columns:
+        label = str(column)[len(target) + 4:] if str(column).startswith(f"{target}_lo_") \
+            else None
+        if label and f"{target}_hi_{label}" in frame.columns:
+            try:
+                conformal[float(label)] = label
+            except ValueError:
+                continue
+    if conformal:
+        label = conformal[max(conformal)]
+        return (frame[f"{target}_lo_{label}"].to_numpy(),
+                frame[f"{target}_hi_{label}"].to_numpy(), f"{label} % interval")
+    return None
+
+
 def write_plot(plot: Path, pyfunc_model, history, frame, *, title: str,
-               source: str = "model input") -> Path:
+               source: str = "model input") -> tuple[Path, str]:
     """Draws the forecast ``frame`` after the recent ``history`` (read as the model reads it)
     and writes the PNG to ``plot``, with the outermost quantiles as a band when the model has
     them (else its widest conformal interval, when it has those).
+
+    A global model's forecast gets one panel per series and target, the first
+    ``MAX_SERIES_PANELS`` in the order of the input (filter the CSV to draw others).
+
+    Args:
+        plot: the PNG to write.
+        pyfunc_model: the loaded MLflow model.
+        history: the raw history it forecast from.
+        frame: its forecast.
+        title: the figure's title.
+        source: how error messages name the input.
+
+    Returns:
+        ``(plot, what)``: the path and what was drawn ("the forecast", "12 of 40 series").
 
     Raises:
         ConfigError: ``plot`` cannot be written.
     """
     import pandas as pd
 
-    from forecast.evaluation.plots import plot_future
+    from forecast.evaluation.plots import FuturePanel, plot_futures
     from forecast.serving.pyfunc import read_served_history
 
     served = pyfunc_model.unwrap_python_model()
@@ -161,40 +209,35 @@ def write_plot(plot: Path, pyfunc_model, history, frame, *, title: str,
     # the rows the model read, as it read them (it just did)
     recent = read_served_history(served.forecaster, info, history, source=source)
     targets = list(info.targets)
-    bands = {}
-    for target in targets:
-        levels = {}
-        for column in frame.columns:
-            if str(column).startswith(f"{target}_q"):
-                try:
-                    levels[float(str(column)[len(target) + 2:])] = column
-                except ValueError:
-                    continue
-        if len(levels) >= 2:
-            lo, hi = min(levels), max(levels)
-            bands[target] = (frame[levels[lo]].to_numpy(), frame[levels[hi]].to_numpy(),
-                             f"q{lo:g}–q{hi:g}")
-        conformal = {}  # the conformal intervals (forecast train --interval): the widest
-        for column in frame.columns:
-            label = str(column)[len(target) + 4:] if str(column).startswith(f"{target}_lo_") \
-                else None
-            if label and f"{target}_hi_{label}" in frame.columns:
-                try:
-                    conformal[float(label)] = label
-                except ValueError:
-                    continue
-        if target not in bands and conformal:
-            label = conformal[max(conformal)]
-            bands[target] = (frame[f"{target}_lo_{label}"].to_numpy(),
-                             frame[f"{target}_hi_{label}"].to_numpy(), f"{label} % interval")
+    if info.is_global:
+        keys = list(dict.fromkeys(frame[info.id_col].astype(str)))
+        per_series = max(1, MAX_SERIES_PANELS // len(targets))
+        shown = keys[:per_series]
+        recent_ids = recent.index.get_level_values(0).astype(str)
+        panels = []
+        for key in shown:
+            rows = frame[frame[info.id_col].astype(str) == key]
+            past = recent[recent_ids == key].droplevel(0)
+            for target in targets:
+                panels.append(FuturePanel(
+                    f"{key}" if len(targets) == 1 else f"{key}: {target}",
+                    past[target].to_numpy(), past.index, rows[target].to_numpy(),
+                    pd.DatetimeIndex(rows[info.time_col]), _band(rows, target)))
+        what = (f"{len(shown)} of {len(keys)} series" if len(shown) < len(keys)
+                else f"the {len(keys)} series")
+        title = f"{title} ({what} shown)" if len(shown) < len(keys) else title
+        n_cols = 1 if len(panels) == 1 else (2 if len(panels) <= 4 else 3)
+    else:
+        panels = [FuturePanel(target, recent[target].to_numpy(), recent.index,
+                              frame[target].to_numpy(), pd.DatetimeIndex(frame[info.time_col]),
+                              _band(frame, target)) for target in targets]
+        what, n_cols = "the forecast", 1
     try:
-        plot_future(recent[targets].to_numpy(), frame[targets].to_numpy(),
-                    history_times=recent.index, times=pd.DatetimeIndex(frame[info.time_col]),
-                    bands=bands, target_names=targets, title=title, path=plot)
+        plot_futures(panels, title=title, n_cols=n_cols, path=plot)
     except OSError as exc:
         raise ConfigError(f"--plot {plot}: cannot be written ({exc.strerror or exc}); pass "
                           "another path.") from None
-    return plot
+    return plot, what
 
 
 def predict(
@@ -248,9 +291,6 @@ def predict(
     pyfunc_model = load_model(model)
     info = pyfunc_model.unwrap_python_model().info
     history = served_id_column(history, info, id_col, csv=csv, model=model)
-    if plot is not None and info.is_global:
-        raise ConfigError(f"--plot {plot}: drawing the forecasts of a global model over many "
-                          "series is not supported yet; drop --plot (write them with --out).")
     try:
         # only the columns the model reads: MLflow warns about (and ignores) any others
         frame = pyfunc_model.predict(model_input(pyfunc_model, history),
@@ -260,9 +300,9 @@ def predict(
             raise
         raise DataError(f"{str(csv)!r}: {' '.join(exc.message.split())}") from None
     if plot is not None:
-        write_plot(plot, pyfunc_model, history, frame,
-                   title=f"forecast from {csv.name} ({model})", source=str(csv))
-        _console.print(f"drew the forecast in {plot}")
+        _, what = write_plot(plot, pyfunc_model, history, frame,
+                             title=f"forecast from {csv.name} ({model})", source=str(csv))
+        _console.print(f"drew {what} in {plot}")
     if out is not None:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

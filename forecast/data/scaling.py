@@ -119,6 +119,21 @@ class Scaler:
         center, scale = self._vectors(list(columns), series)
         return (np.asarray(data, dtype=np.float64) - center) / scale
 
+    def scales(self, columns: Sequence[str], series=None) -> np.ndarray:
+        """The scale of each of ``columns`` (one unit of scaled values in original units).
+
+        Args:
+            columns: the column names.
+            series: in long format, the series id whose statistics apply.
+
+        Returns:
+            An array (len(columns),).
+
+        Raises:
+            DataError: a column or series the scaler was not fitted on.
+        """
+        return np.asarray(self._vectors(list(columns), series)[1], dtype=np.float64)
+
     def to_json(self) -> str:
         """The fitted scaler as a JSON string (no pickle)."""
         self._require_fitted()

@@ -20,6 +20,13 @@ and the windows forecast later are exchangeable:
    windows) no finite width guarantees the level: the largest score is used and the level is
    listed in ``capped``.
 
+A global model over many series (``--id-col``) pools the windows of every series, whose units
+differ (kilowatts beside megawatts): each score is divided by its series' scale for that
+target (the scaler's own: standard deviation, range or IQR of the series' training rows), so
+the half-widths are in scaled units (``scaled=True``) and each series' interval is its half-width
+times its own scale (``bounds(..., scale=...)``): normalized split conformal (Lei et al. 2018,
+section 5.2), with coverage over the pooled windows of every series.
+
 The intervals are plain data (``to_dict``/``from_dict``, JSON, no pickle) saved in
 ``forecaster.json``; a forecast gets ``<target>_lo_<pct>`` / ``<target>_hi_<pct>`` columns
 (``level_label``: 0.9 -> ``90``, 0.975 -> ``97.5``).
@@ -162,6 +169,8 @@ class ConformalIntervals:
         calibration: where the calibration windows came from (``validation``, ``backtest``).
         capped: labels of the levels that ``n`` windows cannot guarantee (the largest score
             was used; see ``conformal_quantile``).
+        scaled: the widths are in each series' scaled units (a global model): ``bounds``
+            needs the series' ``scale``.
     """
 
     levels: tuple[float, ...]
@@ -171,12 +180,25 @@ class ConformalIntervals:
     method: str = SPLIT
     calibration: str = VALIDATION
     capped: tuple[str, ...] = ()
+    scaled: bool = False
     format: int = field(default=1)
 
     @classmethod
     def fit(cls, scores, levels: Sequence[float], targets: Sequence[str], *,
-            method: str = SPLIT, calibration: str = VALIDATION) -> ConformalIntervals:
+            method: str = SPLIT, calibration: str = VALIDATION,
+            scaled: bool = False) -> ConformalIntervals:
         """The conformal half-widths of nonconformity ``scores`` (windows, horizon, targets).
+
+        Args:
+            scores: ``nonconformity`` scores (windows, horizon, targets).
+            levels: coverage levels in (0, 1).
+            targets: the target names.
+            method: ``split`` or ``cqr``, recorded.
+            calibration: where the windows came from, recorded.
+            scaled: the scores were divided by each window's series scale (global models).
+
+        Returns:
+            The intervals.
 
         Raises:
             ConfigError: bad levels or method; DataError: no windows or non-finite scores.
@@ -198,7 +220,8 @@ class ConformalIntervals:
             if was_capped:
                 capped.append(level_label(level))
         return cls(levels=levels, targets=tuple(targets), widths=widths, n=int(len(scores)),
-                   method=method, calibration=calibration, capped=tuple(capped))
+                   method=method, calibration=calibration, capped=tuple(capped),
+                   scaled=bool(scaled))
 
     def width(self, level: float) -> np.ndarray:
         """The half-widths of ``level``: (horizon, targets)."""
@@ -208,11 +231,32 @@ class ConformalIntervals:
                               f"{list(self.levels)}.")
         return np.asarray(self.widths[label], dtype=np.float64)
 
-    def bounds(self, forecast, level: float, quantiles=None) -> tuple[np.ndarray, np.ndarray]:
+    def bounds(self, forecast, level: float, quantiles=None, scale=None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """The interval ``(lo, hi)`` around ``forecast`` (..., horizon, targets), or around a
-        quantile forecast (..., horizon, targets, quantiles) with its ``quantiles``."""
+        quantile forecast (..., horizon, targets, quantiles) with its ``quantiles``.
+
+        Args:
+            forecast: the point or quantile forecast, original units.
+            level: one of the calibrated levels.
+            quantiles: the quantile levels of a quantile forecast.
+            scale: for ``scaled`` intervals, each forecast's series scale per target,
+                broadcastable to (..., 1, targets) (a global model's ``series_scales``).
+
+        Returns:
+            ``(lo, hi)``, each shaped as the point forecast.
+
+        Raises:
+            ConfigError: a level that was not calibrated, or ``scaled`` intervals without
+                ``scale``; DataError: ``cqr`` intervals around a point forecast.
+        """
         forecast = np.asarray(forecast, dtype=np.float64)
         width = self.width(level)
+        if self.scaled:
+            if scale is None:
+                raise ConfigError("these intervals are in each series' scaled units (a global "
+                                  "model): bounds() needs the series' scale.")
+            width = width * np.asarray(scale, dtype=np.float64)
         has_quantiles = quantiles is not None and forecast.shape[-1] == len(quantiles) and (
             forecast.ndim >= 3 and forecast.shape[-2] == len(self.targets))
         if self.method == CQR:
@@ -230,7 +274,7 @@ class ConformalIntervals:
     def to_dict(self) -> dict:
         return {"format": self.format, "method": self.method, "calibration": self.calibration,
                 "n": self.n, "levels": list(self.levels), "targets": list(self.targets),
-                "widths": self.widths, "capped": list(self.capped)}
+                "widths": self.widths, "capped": list(self.capped), "scaled": self.scaled}
 
     @classmethod
     def from_dict(cls, data: dict) -> ConformalIntervals:
@@ -240,7 +284,8 @@ class ConformalIntervals:
                            for k, v in data["widths"].items()},
                    n=int(data["n"]), method=data.get("method", SPLIT),
                    calibration=data.get("calibration", VALIDATION),
-                   capped=tuple(data.get("capped", ())), format=int(data.get("format", 1)))
+                   capped=tuple(data.get("capped", ())), scaled=bool(data.get("scaled", False)),
+                   format=int(data.get("format", 1)))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -251,7 +296,7 @@ class ConformalIntervals:
 
 
 def calibrate(y_true, forecast, levels, targets, *, quantiles=None, method: str | None = None,
-              calibration: str = VALIDATION) -> ConformalIntervals:
+              calibration: str = VALIDATION, scale=None) -> ConformalIntervals:
     """``ConformalIntervals`` of a forecaster from its forecasts of calibration windows.
 
     Args:
@@ -263,18 +308,33 @@ def calibrate(y_true, forecast, levels, targets, *, quantiles=None, method: str 
         method: ``split`` or ``cqr``; default ``cqr`` for a quantile forecast of at least two
             levels, else ``split``.
         calibration: where the windows came from, recorded.
+        scale: each window's series scale per target (windows, targets), for a global model:
+            the scores are divided by it and the intervals are ``scaled``.
+
+    Returns:
+        The intervals.
     """
     forecast = np.asarray(forecast)
     if method is None:
         method = CQR if (quantiles and len(quantiles) >= 2
                          and forecast.ndim == np.ndim(y_true) + 1) else SPLIT
     scores = nonconformity(y_true, forecast, method, quantiles)
+    if scale is not None:
+        scores = scores / np.asarray(scale, dtype=np.float64)[:, None, :]
     return ConformalIntervals.fit(scores, levels, targets, method=method,
-                                  calibration=calibration)
+                                  calibration=calibration, scaled=scale is not None)
 
 
-def interval_report(y_true, forecast, intervals: ConformalIntervals, quantiles=None) -> dict:
+def interval_report(y_true, forecast, intervals: ConformalIntervals, quantiles=None,
+                    scale=None) -> dict:
     """Empirical coverage, mean width and Winkler score of every level on ``y_true``.
+
+    Args:
+        y_true: actuals (windows, horizon, targets).
+        forecast: the forecasts of those windows.
+        intervals: the calibrated intervals.
+        quantiles: the quantile levels of a quantile forecast.
+        scale: each window's series scale (windows, targets), for ``scaled`` intervals.
 
     Returns:
         ``{label: {"nominal", "coverage", "width", "winkler"}}``.
@@ -283,7 +343,8 @@ def interval_report(y_true, forecast, intervals: ConformalIntervals, quantiles=N
 
     report = {}
     for level in intervals.levels:
-        lo, hi = intervals.bounds(forecast, level, quantiles)
+        lo, hi = intervals.bounds(forecast, level, quantiles,
+                                  None if scale is None else np.asarray(scale)[:, None, :])
         report[level_label(level)] = {
             "nominal": float(level),
             "coverage": interval_coverage(y_true, lo, hi),

@@ -310,6 +310,27 @@ def plot_forecast_panels(panels: Sequence[ForecastPanel], *, model: str = "model
     return fig
 
 
+@dataclass(frozen=True)
+class FuturePanel:
+    """One series' (and target's) forecast past the end of its data, for ``plot_futures``.
+
+    Attributes:
+        label: the panel's title (the series and target).
+        history: the recent actuals, (rows,).
+        history_times: their timestamps, (rows,).
+        forecast: the forecast, (horizon,).
+        times: its timestamps, (horizon,).
+        band: ``(lo, hi, label)``: a quantile band or conformal interval, or None.
+    """
+
+    label: str
+    history: np.ndarray
+    history_times: object
+    forecast: np.ndarray
+    times: object
+    band: tuple | None = None
+
+
 def plot_future(history, forecast, *, history_times, times,
                 bands: Mapping[str, tuple] | None = None,
                 target_names: Sequence[str] | None = None, title: str | None = None,
@@ -328,36 +349,73 @@ def plot_future(history, forecast, *, history_times, times,
 
     Returns:
         The figure.
+
+    Raises:
+        DataError: ``history`` and ``forecast`` hold different numbers of targets.
     """
     forecast = _as_2d(forecast, "forecast")
-    horizon, n_targets = forecast.shape
+    n_targets = forecast.shape[1]
     history = _as_2d(history, "history")
     if history.shape[1] != n_targets:
         raise DataError(f"`history` has {history.shape[1]} targets but `forecast` has "
                         f"{n_targets}.")
-    keep = history_rows if history_rows is not None else 3 * horizon
-    hx = _x(history_times, np.arange(-len(history) + 1, 1))[-keep:]
-    history = history[-keep:]
-    x = _x(times, np.arange(1, horizon + 1))
     names = list(target_names) if target_names is not None else [f"target {t}" for t in
                                                                    range(n_targets)]
-    fig, axes = _figure(n_targets, width=9.0)
-    for t, ax in enumerate(axes):
-        band = (bands or {}).get(names[t])
-        if band is not None:
-            ax.fill_between(x, np.asarray(band[0], float), np.asarray(band[1], float),
-                            color="tab:blue", alpha=0.2, linewidth=0, label=band[2])
-        ax.plot(hx, history[:, t], color="black", lw=1.4, label="history")
+    panels = [FuturePanel(names[t], history[:, t], history_times, forecast[:, t], times,
+                          (bands or {}).get(names[t])) for t in range(n_targets)]
+    return plot_futures(panels, title=title, history_rows=history_rows, n_cols=1, path=path)
+
+
+def plot_futures(panels: Sequence[FuturePanel], *, title: str | None = None,
+                 history_rows: int | None = None, n_cols: int = 1, path=None) -> Figure:
+    """Forecasts past the end of the data, one panel each (targets of one series, or the
+    series of a global model), ``n_cols`` panels a row.
+
+    Args:
+        panels: what each panel draws.
+        title: the figure's title.
+        history_rows: draw at most this many history rows (default: three horizons).
+        n_cols: panels per row.
+        path: also write the PNG there.
+
+    Returns:
+        The figure.
+
+    Raises:
+        DataError: no panel.
+    """
+    if not panels:
+        raise DataError("nothing to draw: no forecast panel.")
+    n_cols = max(1, min(n_cols, len(panels)))
+    n_rows = -(-len(panels) // n_cols)
+    fig, grid = _figure(n_rows, width=9.0 if n_cols == 1 else 5.0 * n_cols, n_cols=n_cols)
+    axes = list(np.asarray(grid).reshape(-1))
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    for panel, ax in zip(panels, axes, strict=False):
+        forecast = np.asarray(panel.forecast, dtype=np.float64).reshape(-1)
+        keep = history_rows if history_rows is not None else 3 * len(forecast)
+        history = np.asarray(panel.history, dtype=np.float64).reshape(-1)
+        hx = _x(panel.history_times, np.arange(-len(history) + 1, 1))[-keep:]
+        history = history[-keep:]
+        x = _x(panel.times, np.arange(1, len(forecast) + 1))
+        if panel.band is not None:
+            ax.fill_between(x, np.asarray(panel.band[0], float), np.asarray(panel.band[1], float),
+                            color="tab:blue", alpha=0.2, linewidth=0, label=panel.band[2])
+        ax.plot(hx, history, color="black", lw=1.4, label="history")
         # joined to the last actual, so the forecast reads as its continuation
         ax.plot(np.concatenate([hx[-1:], x]) if len(hx) else x,
-                np.concatenate([history[-1:, t], forecast[:, t]]) if len(hx) else forecast[:, t],
+                np.concatenate([history[-1:], forecast]) if len(hx) else forecast,
                 color="tab:blue", lw=1.8, marker=".", label="forecast")
         if len(hx):
             ax.axvline(hx[-1], color="0.6", lw=0.8, ls=":")
-        ax.set_ylabel(names[t])
+        if n_cols == 1:  # one column (the targets of one series): named on the side
+            ax.set_ylabel(panel.label)
+        else:
+            ax.set_title(panel.label, fontsize="medium")
         ax.grid(alpha=0.3)
         _date_axis(ax, x)
-    _legend(fig, axes)
+    _legend(fig, axes[:len(panels)])
     if title:
         fig.suptitle(title)
     if path is not None:

@@ -174,3 +174,23 @@ def test_the_other_plots_keep_their_labels_inside(tmp_path):
     forecast_line = fig.axes[0].get_lines()[1]
     assert len(forecast_line.get_xdata()) == 25  # joined to the last actual
     _boxes_apart(fig)
+
+
+def test_future_panels_of_many_series_in_a_grid(tmp_path):
+    from forecast.evaluation.plots import FuturePanel, plot_futures
+
+    times = pd.date_range("2024-03-01", periods=48, freq="h")
+    future = pd.date_range(times[-1] + pd.Timedelta(hours=1), periods=12, freq="h")
+    panels = [FuturePanel(f"store {k}", np.sin(np.arange(48.0)) * 10 ** k, times,
+                          np.cos(np.arange(12.0)) * 10 ** k, future,
+                          (np.full(12, -10.0 ** k), np.full(12, 10.0 ** k), "90 % interval"))
+              for k in range(5)]
+    fig = plot_futures(panels, title="five series", n_cols=3, path=tmp_path / "grid.png")
+    assert_png(tmp_path / "grid.png")
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 6 and len(visible) == 5  # 2 rows of 3, the last cell hidden
+    assert [ax.get_title() for ax in visible] == [f"store {k}" for k in range(5)]
+    # each panel on its own scale: history (36 of 48 rows: three horizons) and forecast
+    assert len(visible[0].get_lines()[0].get_xdata()) == 36
+    assert visible[4].get_ylim()[1] > 1000 > visible[0].get_ylim()[1]
+    _boxes_apart(fig)

@@ -265,27 +265,36 @@ def test_cli_predict_from_the_registry_with_another_id_column_name(registered, d
         assert f"{value:.4f}" in printed
 
 
-@pytest.mark.parametrize("case", ["unknown series", "no id column", "short series", "plot"])
+@pytest.mark.parametrize("case", ["unknown series", "no id column", "short series"])
 def test_cli_predict_bad_input_exits_2_with_one_line(registered, data, tmp_path, capsys, case):
     path = tmp_path / "bad.csv"
-    recent, extra = data.recent, []
+    recent = data.recent
     if case == "unknown series":
         frame, expected = recent.replace({"store": {"C": "Q"}}), ["'Q'", "bad.csv"]
     elif case == "no id column":
         frame, expected = recent.drop(columns="store"), ["--id-col", "bad.csv"]
-    elif case == "short series":
-        frame, expected = recent.iloc[: 40 + 3], ["series 'B'", "bad.csv"]
     else:
-        frame, expected = recent, ["--plot", "global model"]
-        extra = ["--plot", str(tmp_path / "plot.png")]
+        frame, expected = recent.iloc[: 40 + 3], ["series 'B'", "bad.csv"]
     frame.to_csv(path, index=False)
 
-    code = _run(["predict", "--model", registered.uri, "--csv", str(path), *extra])
+    code = _run(["predict", "--model", registered.uri, "--csv", str(path)])
 
     err = capsys.readouterr().err
     assert code == 2
     assert all(word in err for word in expected) and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_predict_plots_a_panel_per_series(registered, data, tmp_path, capsys):
+    from tests.evaluation.test_plots import assert_png
+
+    plot = tmp_path / "plot.png"
+    code = _run(["predict", "--model", registered.uri, "--csv", str(data.recent_csv),
+                 "--plot", str(plot)])
+
+    assert code in (0, None)
+    assert f"drew the 3 series in {plot}" in capsys.readouterr().out
+    assert_png(plot)
 
 
 def test_cli_predict_refuses_id_col_for_a_model_of_one_series(logged, history, tmp_path,
