@@ -918,19 +918,24 @@ class Forecaster:
         return frame
 
     def _add_intervals(self, frame: pd.DataFrame, forecast: np.ndarray, scale=None) -> None:
-        """Adds ``<target>_lo_<pct>``/``<target>_hi_<pct>`` columns to one series' forecast
-        frame (in place).
+        """Adds ``<target>_lo_<pct>``/``<target>_hi_<pct>`` columns to a forecast frame (in
+        place).
 
         Args:
-            frame: the ``_forecast_frame`` of ``forecast``.
-            forecast: [H, T(, Q)] in original units.
-            scale: the series' scale per target (T,), for a global model's scaled intervals.
+            frame: the ``_forecast_frame`` of ``forecast``, its rows the steps of each series
+                one after another.
+            forecast: ([S,] H, T(, Q)) in original units.
+            scale: for a global model's scaled intervals, each series' scale per target
+                ([S, 1, T]).
         """
         from forecast.evaluation.intervals import level_label
 
-        quantiles = self.quantiles if forecast.ndim == 3 else None
+        n_targets = len(self.spec.targets)
+        quantiles = self.quantiles if self.quantiles and forecast.shape[-1] == len(
+            self.quantiles) and forecast.shape[-2] == n_targets else None
         for level in self.intervals.levels:
-            lo, hi = self.intervals.bounds(forecast, level, quantiles, scale)  # [H, T]
+            lo, hi = self.intervals.bounds(forecast, level, quantiles, scale)  # [S, H, T]
+            lo, hi = lo.reshape(-1, n_targets), hi.reshape(-1, n_targets)
             label = level_label(level)
             for j, target in enumerate(self.spec.targets):
                 frame[f"{target}_lo_{label}"] = lo[:, j]
@@ -950,12 +955,16 @@ class Forecaster:
             ``(history, future)``: the rows up to the last with a target, and the rest (possibly
             none), both with ``frame``'s attrs.
         """
-        empty = frame[list(self.spec.targets)].isna().all(axis=1).to_numpy()
-        kept = np.flatnonzero(~empty)
-        end = int(kept[-1]) + 1 if len(kept) else 0
+        empty = self._targets_empty(frame)
+        end = int(_history_ends(empty, np.zeros(len(frame), dtype=np.int64),
+                                np.arange(len(frame)), np.array([0, len(frame)]))[0])
         history, future = frame.iloc[:end], frame.iloc[end:]
         history.attrs = future.attrs = dict(frame.attrs)
         return history, future
+
+    def _targets_empty(self, frame: pd.DataFrame) -> np.ndarray:
+        """Whether each row's target cells are all empty (a future row, after the history)."""
+        return frame[list(self.spec.targets)].isna().all(axis=1).to_numpy()
 
     def _fill_future(self, padding: pd.DataFrame, ahead: pd.DataFrame, source: str,
                      key=None) -> None:
@@ -1028,8 +1037,15 @@ class Forecaster:
         if missing:
             raise DataError(f"{source}: columns {missing} are missing; the model reads "
                             f"{self._scaled_columns()}.")
-        groups = [(key, *self._split_future(group.droplevel(0)))  # (id, history, future rows)
-                  for key, group in history.groupby(level=0, sort=False)]
+        info = describe(history)
+        # one pass over the rows' arrays, not a pandas frame per series: over many series the
+        # per-frame work (not the network) was most of a request's time
+        codes, uniques = pd.factorize(history.index.get_level_values(0))  # in input order
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+        ends = _history_ends(self._targets_empty(history), codes, order, bounds)
+        groups = [(key, order[bounds[k]:ends[k]], order[ends[k]:bounds[k + 1]])
+                  for k, key in enumerate(uniques)]  # (id, history rows, future rows)
         unknown = [str(key) for key, _, _ in groups if str(key) not in self.ids]
         if unknown:
             shown = ", ".join(repr(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
@@ -1037,28 +1053,37 @@ class Forecaster:
                 f"{source}: series {shown} are not known to this global model (it was trained "
                 f"on {len(self.ids)} series and keeps scaling statistics for those only); "
                 "forecast known series, or retrain with these series in the training file.")
-        short = [f"{key!r} ({len(group)} rows)" for key, group, _ in groups
-                 if len(group) < spec.lookback]
+        short = [f"{key!r} ({len(rows)} rows)" for key, rows, _ in groups
+                 if len(rows) < spec.lookback]
         if short:
             raise DataError(f"{source}: series {', '.join(short[:5])} have fewer rows than the "
                             f"lookback {spec.lookback} the model needs to forecast.")
         id_name, time_name = history.index.names[0] or "id", history.index.names[-1] or "time"
+        columns = self._scaled_columns()
+        values = history[columns].to_numpy(dtype=np.float64)
+        times = history.index.get_level_values(-1)
         windows, indexes, keys = [], [], []
-        for key, group, ahead in groups:
-            past = group.iloc[-spec.lookback:][self._scaled_columns()]
-            future_index = pd.date_range(past.index[-1], periods=spec.horizon + 1,
+        for key, rows, ahead in groups:
+            past = rows[-spec.lookback:]
+            past_index = times[past]
+            future_index = pd.date_range(past_index[-1], periods=spec.horizon + 1,
                                          freq=self.freq)[1:]
-            padding = pd.DataFrame(0.0, index=future_index, columns=past.columns)
-            self._fill_future(padding, ahead, source, key)
-            window = pd.concat([past, padding])
-            window.index = pd.MultiIndex.from_arrays(
-                [np.repeat(np.array([key], dtype=object), len(window)), window.index],
-                names=[id_name, time_name])
-            windows.append(window)
-            indexes.append(future_index)
+            padding = np.zeros((spec.horizon, len(columns)))
+            if self._user_future or len(ahead):  # the user's future rows: checked, read
+                future = pd.DataFrame(padding, index=future_index, columns=columns)
+                given = history.iloc[ahead].droplevel(0)
+                given.attrs = {}
+                self._fill_future(future, given, source, key)
+                padding = future.to_numpy(dtype=np.float64)
+            windows.append(np.concatenate([values[past], padding]))
+            indexes.append(past_index.append(future_index))
             keys.append(str(key))
-        frame = pd.concat(windows)
-        attach(frame, describe(history).with_(freq=self.freq))
+        # one frame of every series' window, its (id, time) index built once
+        index = pd.MultiIndex.from_arrays(
+            [np.repeat(np.array(keys, dtype=object), spec.min_rows), _joined(indexes)],
+            names=[id_name, time_name])
+        frame = pd.DataFrame(np.concatenate(windows), index=index, columns=columns)
+        attach(frame, info.with_(freq=self.freq))
         frame = self.scaler.transform(self._with_features(frame))
         values = frame[list(spec.input_columns)].to_numpy(dtype=np.float32)
         values = values.reshape(len(keys), spec.min_rows, spec.n_inputs)  # [S, L + H, F]
@@ -1071,16 +1096,14 @@ class Forecaster:
             inputs = [*(inputs if isinstance(inputs, list) else [inputs]), static]
         forecast = self._inverse(self._predict_scaled(self.model, inputs),
                                  np.array(keys, dtype=object))  # [S, H, T(, Q)]
-        scales = self.target_scales(keys) if self.intervals is not None else None  # [S, T]
-        parts = []
-        for k, key in enumerate(keys):
-            part = self._forecast_frame(forecast[k], indexes[k])
-            if scales is not None:
-                self._add_intervals(part, forecast[k], scales[k])
-            part.insert(0, id_name, key)
-            parts.append(part.rename_axis(time_name).reset_index()[
-                [id_name, time_name, *[c for c in part.columns if c != id_name]]])
-        return pd.concat(parts, ignore_index=True)
+        horizon = spec.horizon
+        flat = forecast.reshape(len(keys) * horizon, *forecast.shape[2:])  # [S * H, T(, Q)]
+        out = self._forecast_frame(flat, _joined([i[spec.lookback:] for i in indexes]))
+        if self.intervals is not None:
+            self._add_intervals(out, forecast, self.target_scales(keys)[:, None, :])
+        out = out.rename_axis(time_name).reset_index()
+        out.insert(0, id_name, np.repeat(np.array(keys, dtype=object), horizon))
+        return out
 
     def _forecast_frame(self, forecast: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
         columns = {}
@@ -1339,6 +1362,33 @@ def _replace_folder(folder: Path, write) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return folder
+
+def _history_ends(empty: np.ndarray, codes: np.ndarray, order: np.ndarray,
+                  bounds: np.ndarray) -> np.ndarray:
+    """Where each series' history ends in ``order``: after its last row with a target value
+    (the rows after it, targets all empty, are its future rows; ``_split_future``).
+
+    Args:
+        empty: whether each row's targets are all empty (rows in input order).
+        codes: each row's series number.
+        order: the rows sorted by series, each series in input order.
+        bounds: where each series starts in ``order`` (and the end), (series + 1,).
+
+    Returns:
+        Positions in ``order``, (series,): ``bounds[k]`` for a series without any target.
+    """
+    filled = np.flatnonzero(~empty[order])  # positions in order of rows with a target
+    series = codes[order][filled]
+    ends = bounds[:-1].copy()
+    # the last filled position of each series, plus one (filled is increasing)
+    np.maximum.at(ends, series, filled + 1)
+    return ends
+
+
+def _joined(indexes: list[pd.Index]) -> pd.Index:
+    """The indexes one after another, as one index."""
+    return indexes[0].append(indexes[1:]) if len(indexes) > 1 else indexes[0]
+
 
 def _stamps(times, limit: int = 3) -> str:
     """Up to ``limit`` timestamps as text, with how many more."""

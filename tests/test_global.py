@@ -266,3 +266,17 @@ def test_balanced_sampling_caps_the_windows_of_each_series(tmp_path, capsys):
                          "y", "--horizon", "6", "--windows-per-series", "0", "--no-track"],
                         capsys)
     assert code == 2 and "windows_per_series" in err and "Traceback" not in err
+
+
+def test_history_ends_per_series_in_input_order():
+    from forecast.forecaster import _history_ends
+
+    # rows of series 0 and 1 interleaved; series 1 ends with two future rows (targets empty),
+    # series 2 has no target at all
+    codes = np.array([0, 1, 0, 1, 1, 1, 0, 2])
+    empty = np.array([False, False, False, False, True, True, False, True])
+    order = np.argsort(codes, kind="stable")  # [0, 2, 6, 1, 3, 4, 5, 7]
+    bounds = np.searchsorted(codes[order], np.arange(4))
+    ends = _history_ends(empty, codes, order, bounds)
+    assert ends.tolist() == [3, 5, 7]  # series 0: all 3 rows; series 1: 2 of 4; series 2: none
+    assert order[bounds[1]:ends[1]].tolist() == [1, 3] and order[ends[1]:bounds[2]].tolist() == [4, 5]

@@ -129,7 +129,8 @@ def check_out(out: Path) -> None:
 
 
 _OPT_PLOT = typer.Option(None, "--plot",
-                         help="Also draw the forecast after the recent history as a PNG here.")
+                         help="Also draw the forecast after the recent history as a PNG here "
+                              "(a global model: one panel per series, the first 12).")
 
 
 def _check_plot(plot: Path) -> None:
