@@ -79,6 +79,7 @@ def main() -> None:
         recent["time"] = recent["time"].dt.strftime("%Y-%m-%d %H:%M:%S")  # as JSON sends it
         ids = list(dict.fromkeys(recent["id"]))
 
+        network = forecaster.model
         rows = []
         for n in args.series:
             request = recent[recent["id"].isin(ids[:n])].reset_index(drop=True)
@@ -89,7 +90,6 @@ def main() -> None:
                 forecaster.scaler.transform_array(
                     request.loc[request["id"] == key, ["y"]].to_numpy(), ["y"], series=key)
                 for key in ids[:n]]).astype(np.float32)  # [S, L, 1]
-            network = forecaster.model
             pyfunc_s = timed(lambda request=request: model.predict(request), args.repeats)
             network_s = timed(lambda windows=windows: network(windows, training=False),
                               args.repeats)

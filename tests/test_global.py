@@ -279,4 +279,5 @@ def test_history_ends_per_series_in_input_order():
     bounds = np.searchsorted(codes[order], np.arange(4))
     ends = _history_ends(empty, codes, order, bounds)
     assert ends.tolist() == [3, 5, 7]  # series 0: all 3 rows; series 1: 2 of 4; series 2: none
-    assert order[bounds[1]:ends[1]].tolist() == [1, 3] and order[ends[1]:bounds[2]].tolist() == [4, 5]
+    assert order[bounds[1]:ends[1]].tolist() == [1, 3]
+    assert order[ends[1]:bounds[2]].tolist() == [4, 5]
