@@ -184,10 +184,19 @@ class TrainSection(TrainOptions, BatchOptions):
     """``TrainOptions`` plus the batch size (``BatchOptions``)."""
 
 
+_Level = Annotated[float, _number("intervals"), Field(gt=0, lt=1)]
+
+
 class EvaluateSection(_Section):
-    """What is reported: the test metrics shown, and an optional rolling-origin backtest."""
+    """What is reported: the test metrics shown, conformal prediction intervals, and an
+    optional rolling-origin backtest."""
 
     metrics: list[Literal[METRICS]] = Field(default_factory=lambda: ["mae", "rmse", "mase"])
+    intervals: list[_Level] = Field(
+        default_factory=list,
+        description="Conformal prediction interval levels, e.g. [0.8, 0.95] (``forecast train "
+                    "--interval``): calibrated on the validation windows, saved with the "
+                    "model, their test coverage reported; empty: none.")
     backtest_folds: Annotated[int | None, _positive_int("backtest_folds",
                                                         none="no backtest")] = None
     backtest_epochs: Annotated[int | None, _positive_int("backtest_epochs",
@@ -274,6 +283,17 @@ with warnings.catch_warnings():
         tune: TuneSection | None = None
         forecast: ForecastSection | None = None
         schedule: ScheduleSection | None = None
+
+        @model_validator(mode="after")
+        def _intervals_need_validation(self):
+            borders = self.split.borders
+            if self.evaluate.intervals and (self.split.val == 0 if borders is None
+                                            else borders[0] == borders[1]):
+                raise ValueError(
+                    "evaluate.intervals are calibrated on the validation windows and the "
+                    "split leaves none: set split.val above 0 (or split.borders with a "
+                    "validation part), or drop evaluate.intervals.")
+            return self
 
         # -- mapping onto the toolkit ------------------------------------------------------------
 

@@ -376,7 +376,7 @@ def train(state: StepState | dict, *, echo: Echo | None = None,
         frame, _config(spec), source=str(spec.data.path), time_col=state.time_col,
         val=split.val, test=split.test, borders=split.borders, register=None,
         experiment=spec.experiment, run_name=spec.name, tags=tags, end_stale=False,
-        fill=spec.data.fill, max_gap=spec.data.max_gap,
+        fill=spec.data.fill, max_gap=spec.data.max_gap, intervals=spec.evaluate.intervals,
     )
     report = tracked.report
     if tracked.resumed:
@@ -388,6 +388,11 @@ def train(state: StepState | dict, *, echo: Echo | None = None,
     if report.forecaster.blend is not None:  # train.blend_linear: the share chosen on val
         echo(f"[train] {report.forecaster.blend.describe()}")
     echo(f"[evaluate] {versus_best_baseline(report.metrics)}")
+    if report.intervals:  # evaluate.intervals: test coverage beside each nominal level
+        covered = ", ".join(f"{label} % covers {scores['coverage']:.3f}"
+                            for label, scores in report.intervals["model"].items())
+        echo(f"[evaluate] conformal intervals on the test part: {covered} (calibrated on "
+             f"{report.intervals['n_calibration']} validation windows)")
     echo(f"[train] done in {report.seconds:.1f} s; [evaluate] done in "
          f"{state.steps['evaluate']:.1f} s")
     cache.forecaster = report.forecaster

@@ -86,3 +86,33 @@ def test_a_run_whose_data_fails_to_load_is_recorded_failed(pipeline, capsys):
         [mlflow.get_experiment_by_name("forecast").experiment_id])
     assert run.info.status == "FAILED" and run.data.tags["pipeline.name"] == "tiny"
     assert run.data.tags["error"]
+
+
+def test_a_pipeline_with_intervals_reports_coverage_and_writes_the_bounds(tmp_path, capsys):
+    path = write_pipeline(tmp_path, tiny_pipeline(
+        "tiny-intervals", evaluate="{metrics: [mae], intervals: [0.95, 0.8]}"))
+    code, out, err = cli(capsys, "pipeline", "run", str(path))
+    assert code == 0, err
+    (line,) = [x for x in out.splitlines() if "conformal intervals on the test part" in x]
+    covered = {label: float(line.split(f"{label} % covers ")[1][:5]) for label in ("80", "95")}
+    assert 0.5 < covered["80"] <= covered["95"] <= 1.0, line
+    forecast = pd.read_csv(tmp_path / "out" / "forecast.csv")
+    assert list(forecast.columns) == ["date", "y", "y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95"]
+    assert ((forecast.y_lo_95 <= forecast.y_lo_80) & (forecast.y_lo_80 <= forecast.y)
+            & (forecast.y <= forecast.y_hi_80) & (forecast.y_hi_80 <= forecast.y_hi_95)).all()
+    (run,) = MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("forecast").experiment_id])
+    assert run.data.metrics["test.model.coverage_80"] == pytest.approx(covered["80"], abs=5e-4)
+
+
+@pytest.mark.parametrize("evaluate, split, named", [
+    ("{intervals: [1.5]}", "", "evaluate.intervals"),
+    ("{intervals: [yes]}", "", "evaluate.intervals"),
+    ("{intervals: [0.9]}", "split: {val: 0}\n", "split.val"),
+])
+def test_cli_validate_refuses_bad_intervals_in_one_line(tmp_path, capsys, evaluate, split,
+                                                       named):
+    path = write_pipeline(tmp_path, tiny_pipeline("tiny", evaluate=evaluate) + split)
+    code, out, err = cli(capsys, "pipeline", "validate", str(path))
+    assert code == 2 and out == "" and named in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
