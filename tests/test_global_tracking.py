@@ -214,7 +214,7 @@ def test_a_pipeline_with_data_id_col_trains_tracks_registers_and_forecasts(tmp_p
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["train", "--interval", "0.9", "--no-track"], "--interval"),
+    (["train", "--interval", "0.9", "--val", "0", "--no-track"], "--val"),
     (["backtest", "--folds", "40", "--no-track"], "--folds"),
     (["backtest", "--fold-size", "3", "--no-track"], "--fold-size"),
 ])
