@@ -644,6 +644,23 @@ class ForecasterConfig(WindowOptions, FeatureOptions, CovariateOptions, BatchOpt
     train: TrainOptions = Field(default_factory=TrainOptions,
                                 description="How it is trained.")
 
+    @model_validator(mode="after")
+    def _pinball_needs_quantile_outputs(self):
+        # the loss reads a quantile axis only the model's quantile head makes; caught here, not
+        # as a shape error in the first training step
+        model, train = self.model.quantiles, self.train.quantiles
+        if self.train.loss == "pinball" and model is None:
+            raise ValueError(
+                'train.loss "pinball" trains quantile outputs and the model has none: set '
+                "model.quantiles (--quantile 0.1 --quantile 0.5 --quantile 0.9), which also "
+                "picks the pinball loss, or choose another train.loss.")
+        if model is not None and train is not None and tuple(model) != tuple(train):
+            raise ValueError(
+                f"train.quantiles {list(train)} differ from model.quantiles {list(model)}, the "
+                "levels of the model's outputs: drop train.quantiles (model.quantiles sets "
+                "them).")
+        return self
+
 
 class PromotionOptions(_Settings):
     """How a registered model is judged against the champion and the baselines

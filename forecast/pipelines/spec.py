@@ -295,6 +295,17 @@ with warnings.catch_warnings():
                     "validation part), or drop evaluate.intervals.")
             return self
 
+        @model_validator(mode="after")
+        def _forecaster_settings_agree(self):
+            # what the sections allow one by one but not together (train.loss pinball without
+            # model.quantiles): refused when the file is validated, not when training starts
+            try:
+                self.forecaster_config()
+            except ValidationError as exc:
+                raise ValueError("; ".join(error["msg"].removeprefix("Value error, ")
+                                           for error in exc.errors())) from None
+            return self
+
         # -- mapping onto the toolkit ------------------------------------------------------------
 
         def forecaster_config(self) -> ForecasterConfig:

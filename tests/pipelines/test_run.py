@@ -116,3 +116,17 @@ def test_cli_validate_refuses_bad_intervals_in_one_line(tmp_path, capsys, evalua
     code, out, err = cli(capsys, "pipeline", "validate", str(path))
     assert code == 2 and out == "" and named in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_validate_refuses_a_pinball_loss_without_quantile_outputs(tmp_path, capsys):
+    """Each section allows it alone; together they would fail at the first training step."""
+    text = tiny_pipeline("tiny").replace(
+        "seed: 1}", "seed: 1, loss: pinball, quantiles: [0.1, 0.9]}")
+    path = write_pipeline(tmp_path, text)
+    code, out, err = cli(capsys, "pipeline", "validate", str(path))
+    assert code == 2 and out == "" and "model.quantiles" in err and "--quantile" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    path.write_text(text.replace("linear_skip: true}", "linear_skip: true, quantiles: [0.1, 0.9]}")
+                    .replace(", loss: pinball, quantiles: [0.1, 0.9]", ""))
+    code, out, err = cli(capsys, "pipeline", "validate", str(path))
+    assert code == 0, err
