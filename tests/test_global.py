@@ -281,3 +281,20 @@ def test_history_ends_per_series_in_input_order():
     assert ends.tolist() == [3, 5, 7]  # series 0: all 3 rows; series 1: 2 of 4; series 2: none
     assert order[bounds[1]:ends[1]].tolist() == [1, 3]
     assert order[ends[1]:bounds[2]].tolist() == [4, 5]
+
+
+def test_global_quantile_model_gets_conformalized_quantile_intervals(tmp_path):
+    frame = load_csv(_long_csv(tmp_path), id_col="store", targets=["y"])
+    config = {**CONFIG, "model": {"units": 4, "quantiles": [0.1, 0.5, 0.9]}}
+    report = train_and_evaluate(frame, config, intervals=(0.8,))
+    assert report.intervals["method"] == "cqr" and report.intervals["n_calibration"] == 75
+    assert 0.5 < report.intervals["model"]["80"]["coverage"] <= 1
+    forecast = report.forecaster.predict(frame.groupby(level=0).tail(30))
+    # the band of the outermost quantiles, moved by each series' scaled conformal quantile,
+    # never past the median
+    assert (forecast.y_lo_80 <= forecast.y).all() and (forecast.y <= forecast.y_hi_80).all()
+    shift = (forecast["y_q0.1"] - forecast.y_lo_80).groupby(forecast.store).mean()
+    scales = {key: report.forecaster.scaler.scales(["y"], key)[0] for key in "ABC"}
+    # the same scaled amount times each series' scale
+    assert abs(shift["A"]) > 1e-6
+    np.testing.assert_allclose(shift["C"] / shift["A"], scales["C"] / scales["A"], rtol=1e-4)
