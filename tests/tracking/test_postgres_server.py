@@ -140,7 +140,8 @@ def test_four_pipeline_runs_at_once_are_all_recorded_on_the_server(team_server, 
 
     forecasts = [pd.read_csv(tmp_path / f"forecast-{index}.csv") for index in range(4)]
     assert [len(frame) for frame in forecasts] == [24] * 4
-    assert list(forecasts[0].columns) == ["date", "OT"]
+    assert list(forecasts[0].columns) == ["date", "OT", "OT_lo_80", "OT_hi_80", "OT_lo_95",
+                                          "OT_hi_95"]  # the quickstart's evaluate.intervals
     assert forecasts[0]["date"].iloc[0] == "2016-08-20 00:00:00"  # the hour after row 1,200
     for frame in forecasts[1:]:
         pd.testing.assert_frame_equal(frame, forecasts[0], rtol=1e-6)
