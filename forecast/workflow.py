@@ -18,6 +18,7 @@ from forecast.data import WindowSpec, chronological_split, load_csv
 from forecast.data.dataset import carry, describe
 from forecast.errors import ConfigError, DataError
 from forecast.evaluation import BaselineEstimator, backtest, compute_metrics
+from forecast.evaluation.backtest import every_fold_validates
 from forecast.forecaster import Forecaster, with_lookback
 from forecast.options import BASELINES, POINT_METRICS, ForecasterConfig
 
@@ -524,18 +525,69 @@ def train_and_evaluate(
 
 
 class ForecasterEstimator:
-    """A ``Forecaster`` behind the backtest protocol (a fresh one per fold)."""
+    """A ``Forecaster`` behind the backtest protocol (a fresh one per fold).
 
-    def __init__(self, config: ForecasterConfig):
+    Args:
+        config: the forecaster's settings.
+        levels: conformal interval levels: each fold's forecaster is calibrated on the fold's
+            validation part (``Forecaster.calibrate``) right after it is fitted.
+    """
+
+    def __init__(self, config: ForecasterConfig, levels: tuple[float, ...] = ()):
         self.forecaster = Forecaster(config)
         self.quantiles = self.forecaster.quantiles
+        self.levels = levels
 
     def fit(self, train_frame, val_frame=None):
+        if self.levels and val_frame is None:  # before training this fold
+            _no_calibration_windows()
         self.forecaster.fit(train_frame, val_frame)
+        if self.levels:
+            self.forecaster.calibrate(val_frame, self.levels)
         return self
 
     def predict_windows(self, frame):
         return self.forecaster.predict_windows(frame)
+
+
+def _no_calibration_windows() -> None:
+    raise ConfigError(
+        "--interval calibrates each fold's intervals on the fold's validation part (the last "
+        "tenth of its fit rows), and the oldest fold has none: that tenth is shorter than the "
+        "horizon. Use fewer --folds, a smaller --fold-size or more data, or drop --interval.")
+
+
+def _mean_intervals(folds: list[dict]) -> dict:
+    """The mean over folds of each forecaster's interval coverage, width and Winkler score.
+
+    Args:
+        folds: the report's folds, each with ``"intervals"`` (``interval_metrics``).
+
+    Returns:
+        ``interval_metrics``' layout, each score the mean over the folds (``"n_calibration"``
+        the mean calibration windows), with ``"folds"``.
+    """
+    first = folds[0]["intervals"]
+
+    def scores(fold: dict, name: str) -> dict | None:
+        own = fold["intervals"]
+        return own["model"] if name == "model" else own["baselines"].get(name)
+
+    means = {}
+    for name in ("model", *first["baselines"]):
+        per_fold = [scores(fold, name) for fold in folds]
+        if not all(per_fold):  # not calibrated in every fold: not compared
+            continue
+        means[name] = {
+            label: {"nominal": values["nominal"],
+                    **{key: float(np.mean([fold[label][key] for fold in per_fold]))
+                       for key in ("coverage", "width", "winkler")}}
+            for label, values in per_fold[0].items()}
+    return {"method": first["method"], "calibration": "fold validation",
+            "n_calibration": int(round(np.mean([f["intervals"]["n_calibration"]
+                                                for f in folds]))),
+            "levels": first["levels"], "capped": first["capped"], "folds": len(folds),
+            "model": means.pop("model"), "baselines": means}
 
 
 def run_backtest(
@@ -546,32 +598,46 @@ def run_backtest(
     fold_size: int | None = None,
     mode: str = "expanding",
     baselines: tuple[str, ...] = BASELINES,
+    intervals=(),
 ) -> dict:
     """Rolling-origin backtest of the forecaster and the baselines on the same folds.
 
     A long-format frame (many series, ``--id-col``) is backtested as one global model per fold
     (``run_global_backtest``).
 
+    With ``intervals`` (levels such as ``(0.8, 0.95)``) each fold's forecaster and its
+    baselines are calibrated on the fold's validation part (``Forecaster.calibrate``) and their
+    conformal intervals scored on the fold's test windows: each fold gets ``"intervals"``
+    (``interval_metrics``) and the report their mean over the folds.
+
     Returns:
         ``{"model": {mean metrics}, "baselines": {name: {...}}, "folds": [{"index",
         "fit_start", "fit_end", "origin", "test_end", "fit_rows", "test_rows", "n_windows",
-        "model": {...}, <baseline>: {...}}], "settings": {"folds", "fold_size", "mode",
-        "lookback", "horizon", ...}}`` (what the backtest used).
+        "model": {...}, <baseline>: {...}(, "intervals": {...})}], "settings": {"folds",
+        "fold_size", "mode", "lookback", "horizon", ...}(, "intervals": {...})}`` (what the
+        backtest used).
 
     Raises:
-        ConfigError: invalid settings; DataError: too few rows for the folds.
+        ConfigError: invalid settings, or intervals and a fold without a validation part;
+            DataError: too few rows for the folds.
     """
+    from forecast.evaluation.intervals import check_levels
+
+    levels = check_levels(intervals)
     if isinstance(frame.index, pd.MultiIndex):
         return run_global_backtest(frame, config, folds=folds, fold_size=fold_size, mode=mode,
-                                   baselines=baselines)
+                                   baselines=baselines, intervals=levels)
     config, _ = with_lookback(config, describe(frame).freq, len(frame) // 2)
     probe = Forecaster(config)
     probe._describe(frame)
     spec = probe.spec
     # the backtest lays out folds over the raw columns; the forecaster adds its calendar itself
     base_spec = WindowSpec(spec.lookback, spec.horizon, spec.targets, spec.past_covariates)
-    result = backtest(frame, base_spec, lambda: ForecasterEstimator(config), folds=folds,
-                      fold_size=fold_size, mode=mode)
+    if levels and not every_fold_validates(frame, base_spec, folds=folds, fold_size=fold_size,
+                                           mode=mode):
+        _no_calibration_windows()  # before any fold trains
+    result = backtest(frame, base_spec, lambda: ForecasterEstimator(config, levels),
+                      folds=folds, fold_size=fold_size, mode=mode)
     report = {"model": _point(result.mean), "baselines": {}, "folds": [],
               "settings": {k: v if v is None or isinstance(v, int | float | str) else str(v)
                            for k, v in result.settings.items()}}
@@ -586,6 +652,16 @@ def run_backtest(
             "n_windows": int(fold.n_windows),
             "model": _point(fold.metrics),
         })
+        if levels:  # the fold's calibrated forecaster and baselines on its test windows
+            forecaster = fold.estimator.forecaster
+            y_true, forecasts = forecaster.predict_windows_of(
+                frame.iloc[test[0] - spec.lookback:test[1]],
+                {"model": forecaster.model, **{name: predictor for name, predictor in
+                                               forecaster.baseline_predictors().items()
+                                               if name in baselines}})
+            report["folds"][-1]["intervals"] = interval_metrics(forecaster, y_true, forecasts)
+    if levels:
+        report["intervals"] = _mean_intervals(report["folds"])
     for name in baselines:
         try:
             base = backtest(frame, base_spec, lambda n=name: BaselineEstimator(n, base_spec),
@@ -606,6 +682,7 @@ def run_global_backtest(
     fold_size: int | None = None,
     mode: str = "expanding",
     baselines: tuple[str, ...] = BASELINES,
+    intervals: tuple[float, ...] = (),
 ) -> dict:
     """Rolling-origin backtest of one global model over the series of a long-format frame.
 
@@ -623,6 +700,7 @@ def run_global_backtest(
         folds, fold_size, mode: the layout (``fold_size`` defaults to a tenth of the median
             series, at least the horizon).
         baselines: the baselines reported (those the forecaster fits).
+        intervals: conformal interval levels, as ``run_backtest`` (checked levels).
 
     Returns:
         ``run_backtest``'s report (``"model"``, ``"baselines"``, ``"folds"``, ``"settings"``),
@@ -653,6 +731,8 @@ def run_global_backtest(
             "backtest: skipped %d of %d series too short for %d folds of %d rows: %s",
             len(skipped), len(skipped) + settings["series"], folds, settings["fold_size"],
             ", ".join(f"{key!r} ({rows} rows)" for key, rows in skipped.items()))
+    if intervals and any(fold.val is None for fold in layout):
+        _no_calibration_windows()  # before any fold trains
     report = {"model": {}, "baselines": {}, "folds": [], "settings": {
         k: v if v is None or isinstance(v, int | float | str) else str(v)
         for k, v in settings.items()}}
@@ -662,6 +742,8 @@ def run_global_backtest(
     with display.task("fold", total=len(layout), label="backtest global model") as task:
         for fold in layout:
             forecaster = Forecaster(config).fit(fold.train, fold.val)
+            if intervals:
+                forecaster.calibrate(fold.val, intervals)
             y_true, forecasts = forecaster.predict_windows_of(
                 fold.test, {"model": forecaster.model, **{
                     name: predictor for name, predictor in forecaster.baseline_predictors()
@@ -688,8 +770,12 @@ def run_global_backtest(
                                               quantiles=levels)
                     scores.setdefault(key, {}).setdefault(name, []).append(
                         {m: float(metrics[m]) for m in ("mae", "mase", "smape")})
+            if intervals:
+                entry["intervals"] = interval_metrics(forecaster, y_true, forecasts, series)
             report["folds"].append(entry)
             task.advance(mae=entry["model"]["mae"])
+    if intervals:
+        report["intervals"] = _mean_intervals(report["folds"])
     names = [name for name in ("model", *baselines)
              if all(name in fold for fold in report["folds"])]
     for name in names:

@@ -298,3 +298,18 @@ def test_global_quantile_model_gets_conformalized_quantile_intervals(tmp_path):
     # the same scaled amount times each series' scale
     assert abs(shift["A"]) > 1e-6
     np.testing.assert_allclose(shift["C"] / shift["A"], scales["C"] / scales["A"], rtol=1e-4)
+
+
+def test_cli_global_backtest_scores_each_folds_intervals(tmp_path, capsys):
+    path = _long_csv(tmp_path)
+    code, out, err = _run(
+        ["backtest", str(path), "--id-col", "store", "--target", "y", "--horizon", "6",
+         "--lookback", "24", "--units", "4", "--epochs", "1", "--seed", "3", "--folds", "2",
+         "--interval", "0.8", "--no-track", "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    for fold in report["folds"]:  # every series' validation windows, pooled
+        assert fold["intervals"]["n_calibration"] > 3 * 10
+        assert 0.5 < fold["intervals"]["model"]["80"]["coverage"] <= 1
+    assert report["intervals"]["folds"] == 2
+    assert set(report["intervals"]["baselines"]) == {"naive", "seasonal_naive", "linear"}

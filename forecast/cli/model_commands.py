@@ -245,8 +245,14 @@ def _intervals_table(intervals: dict) -> Table:
     width and Winkler score, for the model and each baseline."""
     method = "conformalized quantile regression" if intervals["method"] == "cqr" else (
         "split conformal")
-    table = Table(title=f"prediction intervals, test part ({method}, calibrated on "
-                        f"{intervals['n_calibration']} {intervals['calibration']} windows)")
+    if intervals.get("folds"):  # a backtest: the mean over its folds
+        title = (f"prediction intervals, mean over {intervals['folds']} folds' test parts "
+                 f"({method}, each fold calibrated on its validation part, "
+                 f"~{intervals['n_calibration']} windows)")
+    else:
+        title = (f"prediction intervals, test part ({method}, calibrated on "
+                 f"{intervals['n_calibration']} {intervals['calibration']} windows)")
+    table = Table(title=title)
     for name, justify in (("forecaster", "left"), ("level", "right"), ("coverage", "right"),
                           ("width", "right"), ("winkler", "right")):
         table.add_column(name, justify=justify)
@@ -599,6 +605,11 @@ def backtest(
     fold_size: int = typer.Option(None, "--fold-size", help="Test rows per fold."),
     mode: str = typer.Option(BACKTEST_MODES[0], "--mode", help=" or ".join(BACKTEST_MODES) + "."),
     seed: int = _option(TrainOptions, "seed", "--seed"),
+    interval: list[float] = typer.Option(
+        None, "--interval",
+        help="Conformal prediction interval level in (0, 1), e.g. 0.9; repeatable. Each fold "
+             "calibrates them on its validation part; their test coverage is reported per "
+             "fold and on average."),
     track: bool = typer.Option(True, "--track/--no-track",
                                help="Record the backtest in MLflow: a parent run with one "
                                     "nested run per fold."),
@@ -619,6 +630,7 @@ def backtest(
     _positive(horizon, "--horizon", "window.horizon")
     _positive(folds, "--folds", "evaluate.backtest_folds")
     _positive(fold_size, "--fold-size")
+    levels = _interval_levels(interval)
     if track:
         check_experiment_name(experiment, flag="--experiment")
     frame = _load_with_covariates(csv, covariate=covariate, future_covariate=future_covariate,
@@ -638,17 +650,22 @@ def backtest(
 
             report = backtest_tracked(frame, config, folds=folds, fold_size=fold_size,
                                       mode=mode, source=str(csv.resolve()),
-                                      experiment=experiment)
+                                      experiment=experiment, intervals=levels)
         else:
-            report = run_backtest(frame, config, folds=folds, fold_size=fold_size, mode=mode)
+            report = run_backtest(frame, config, folds=folds, fold_size=fold_size, mode=mode,
+                                  intervals=levels)
     if as_json:
         print(json.dumps(report))
         return
     _console.print(_metrics_table(f"{csv.name}: mean over {folds} folds ({mode})", report))
     for k, fold in enumerate(report["folds"]):
+        covered = "".join(f", {label} % covers {scores['coverage']:.3f}" for label, scores in
+                          fold.get("intervals", {}).get("model", {}).items())
         _console.print(f"fold {k}: fit {fold['fit_start']} .. {fold['fit_end']}, "
                        f"forecast {fold['origin']} -> {fold['test_end']}, "
-                       f"model MAE {fold['model']['mae']:.4f}")
+                       f"model MAE {fold['model']['mae']:.4f}{covered}")
+    if report.get("intervals"):
+        _console.print(_intervals_table(report["intervals"]))
     if report.get("per_series"):  # a global model: each series over the folds
         _console.print(_per_series_table(report))
     if report.get("mlflow"):

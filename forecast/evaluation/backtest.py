@@ -319,6 +319,23 @@ def backtest(
     return BacktestResult(results, _mean_metrics([f.metrics for f in results]), settings)
 
 
+def every_fold_validates(frame: pd.DataFrame, spec: WindowSpec, *, folds: int,
+                         fold_size: int | None = None, mode: str = "expanding",
+                         train_size: int | None = None, val_fraction: float = 0.1) -> bool:
+    """Whether every fold of ``backtest`` with these settings gets a validation part (checked
+    on the fold with the fewest fit rows: the oldest, when expanding).
+
+    Raises:
+        ConfigError, DataError: as ``backtest`` for an invalid layout.
+    """
+    fold_size, train_size = _check_layout(frame, spec, describe(frame).source,
+                                          _positive_int(folds, "folds"), fold_size, mode,
+                                          train_size, val_fraction)
+    oldest = len(frame) - folds * fold_size
+    fit_rows = oldest if train_size is None else train_size
+    return _val_rows(fit_rows, val_fraction, spec) > 0
+
+
 def _check_layout(frame: pd.DataFrame, spec: WindowSpec, source: str, folds: int,
                   fold_size: int | None, mode: str, train_size: int | None,
                   val_fraction: float) -> tuple[int, int | None]:

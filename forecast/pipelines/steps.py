@@ -416,7 +416,8 @@ def backtest(state: StepState | dict, *, echo: Echo | None = None,
         echo, cache: as for ``validate``.
 
     Returns:
-        The state with ``backtest`` (the report: ``{"model", "baselines", "folds"}``).
+        The state with ``backtest`` (the report: ``{"model", "baselines", "folds"}``, and
+        ``"intervals"`` with ``evaluate.intervals``).
 
     Raises:
         ForecastError: the backtest failed; the run is FAILED with the message.
@@ -438,10 +439,18 @@ def backtest(state: StepState | dict, *, echo: Echo | None = None,
 
     with _resumed_run(state.run_id), _timed(state, "backtest", echo):
         frame = _frame(state, spec, cache)
-        report = run_backtest(frame, config, folds=spec.evaluate.backtest_folds)
+        report = run_backtest(frame, config, folds=spec.evaluate.backtest_folds,
+                              intervals=spec.evaluate.intervals)
         log_metric_tables("backtest.model", report["model"])
         for name, values in report["baselines"].items():
             log_metric_tables(f"backtest.{name}", values)
+        if report.get("intervals"):  # evaluate.intervals, each fold calibrated on its own
+            from forecast.tracking.run import log_interval_metrics
+
+            log_interval_metrics(report["intervals"], prefix="backtest")
+            covered = ", ".join(f"{label} % covers {scores['coverage']:.3f}" for label, scores
+                                in report["intervals"]["model"].items())
+            echo(f"[backtest] conformal intervals, mean over the folds' test parts: {covered}")
         if report.get("per_series"):  # a global model: each series over the folds
             from forecast.tracking.run import log_per_series
 

@@ -646,6 +646,7 @@ def backtest_tracked(
     experiment: str = DEFAULT_EXPERIMENT,
     run_name: str | None = None,
     tags: dict | None = None,
+    intervals=(),
 ) -> dict:
     """``forecast.workflow.run_backtest`` recorded in MLflow: a parent run with one nested run
     per fold.
@@ -665,6 +666,8 @@ def backtest_tracked(
         folds, fold_size, mode: the rolling-origin layout (``run_backtest``).
         source: where the data came from (the CSV path), for lineage.
         experiment, run_name, tags: where the run goes and how it is labelled.
+        intervals: conformal interval levels (``run_backtest``); their mean coverage, width
+            and Winkler score are logged as ``backtest.<who>.coverage_<pct>``, ...
 
     Returns:
         ``run_backtest``'s report with ``"mlflow": {"run_id", "experiment_id",
@@ -680,7 +683,8 @@ def backtest_tracked(
     with tracked_run(run_name, experiment=experiment,
                      tags={"forecast.command": "backtest", **(tags or {})}) as run:
         log_dataset(frame, source=source, context="backtest")
-        report = run_backtest(frame, config, folds=folds, fold_size=fold_size, mode=mode)
+        report = run_backtest(frame, config, folds=folds, fold_size=fold_size, mode=mode,
+                              intervals=intervals)
         settings = report.get("settings", {})
         used = config.model_dump(mode="json")
         used["lookback"] = settings.get("lookback", used.get("lookback"))
@@ -692,6 +696,7 @@ def backtest_tracked(
         log_metric_tables("backtest.model", report["model"])
         for name, values in report["baselines"].items():
             log_metric_tables(f"backtest.{name}", values)
+        log_interval_metrics(report.get("intervals"), prefix="backtest")
         fold_ids = [_log_fold(fold, run.info.experiment_id, config.model.cell)
                     for fold in report["folds"]]
         details = (f"Rolling-origin backtest ({mode}), {len(report['folds'])} folds of "

@@ -185,3 +185,43 @@ def test_train_refuses_bad_intervals_before_training(synthetic_csv, capsys, argv
                            "--epochs", "1", *argv], capsys)
     assert code == 2
     assert named in err and "--interval" in err
+
+
+# -- in a backtest -----------------------------------------------------------------------------
+
+def test_backtest_interval_calibrates_every_fold_on_its_validation_part(synthetic_csv, capsys):
+    import mlflow
+
+    code, out, err = _run(
+        ["backtest", str(synthetic_csv), "--target", "y", "--horizon", "6", "--lookback", "24",
+         "--units", "4", "--epochs", "1", "--seed", "1", "--folds", "3", "--interval", "0.9",
+         "--interval", "0.8", "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    for fold in report["folds"]:
+        own = fold["intervals"]
+        assert own["calibration"] == "validation" and own["levels"] == ["80", "90"]
+        # each fold's validation part: the last tenth of its fit rows, minus horizon - 1
+        assert own["n_calibration"] == round(fold["fit_rows"] * 0.1) - 5
+        assert set(own["baselines"]) == {"naive", "seasonal_naive", "linear"}
+        assert own["model"]["80"]["width"] < own["model"]["90"]["width"]
+    mean = report["intervals"]
+    assert mean["folds"] == 3 and mean["calibration"] == "fold validation"
+    for label in ("80", "90"):
+        coverage = [fold["intervals"]["model"][label]["coverage"] for fold in report["folds"]]
+        assert mean["model"][label]["coverage"] == pytest.approx(np.mean(coverage))
+        assert 0.5 < mean["model"][label]["coverage"] <= 1
+    run = mlflow.get_run(report["mlflow"]["run_id"])
+    assert run.data.metrics["backtest.model.coverage_90"] == pytest.approx(
+        mean["model"]["90"]["coverage"])
+    assert "backtest.seasonal_naive.winkler_80" in run.data.metrics
+
+
+def test_backtest_interval_without_validation_windows_names_the_flags(synthetic_csv, capsys):
+    # 15 folds of 30 rows leave the oldest fold 30 fit rows: a tenth of them is no validation
+    code, out, err = _run(
+        ["backtest", str(synthetic_csv), "--target", "y", "--horizon", "6", "--lookback", "24",
+         "--units", "4", "--epochs", "1", "--folds", "15", "--fold-size", "30", "--interval",
+         "0.9", "--no-track"], capsys)
+    assert code == 2 and "--interval" in err and "--folds" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

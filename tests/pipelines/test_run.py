@@ -90,7 +90,8 @@ def test_a_run_whose_data_fails_to_load_is_recorded_failed(pipeline, capsys):
 
 def test_a_pipeline_with_intervals_reports_coverage_and_writes_the_bounds(tmp_path, capsys):
     path = write_pipeline(tmp_path, tiny_pipeline(
-        "tiny-intervals", evaluate="{metrics: [mae], intervals: [0.95, 0.8]}"))
+        "tiny-intervals",
+        evaluate="{metrics: [mae], intervals: [0.95, 0.8], backtest_folds: 2}"))
     code, out, err = cli(capsys, "pipeline", "run", str(path))
     assert code == 0, err
     (line,) = [x for x in out.splitlines() if "conformal intervals on the test part" in x]
@@ -103,6 +104,10 @@ def test_a_pipeline_with_intervals_reports_coverage_and_writes_the_bounds(tmp_pa
     (run,) = MlflowClient().search_runs(
         [mlflow.get_experiment_by_name("forecast").experiment_id])
     assert run.data.metrics["test.model.coverage_80"] == pytest.approx(covered["80"], abs=5e-4)
+    # the backtest step: each fold calibrated on its own validation part, the mean reported
+    assert any(x.startswith("[backtest] conformal intervals, mean over the folds' test parts: "
+                            "80 % covers") for x in out.splitlines()), out
+    assert 0 < run.data.metrics["backtest.model.coverage_95"] <= 1
 
 
 @pytest.mark.parametrize("evaluate, split, named", [
