@@ -24,8 +24,8 @@ A global model over many series (``--id-col``) pools the windows of every series
 differ (kilowatts beside megawatts): each score is divided by its series' scale for that
 target (the scaler's own: standard deviation, range or IQR of the series' training rows), so
 the half-widths are in scaled units (``scaled=True``) and each series' interval is its half-width
-times its own scale (``bounds(..., scale=...)``): normalized split conformal (Lei et al. 2018,
-section 5.2), with coverage over the pooled windows of every series.
+times its own scale (``bounds(..., scale=...)``): normalized (locally weighted) split
+conformal (Lei et al. 2018), with coverage over the pooled windows of every series.
 
 The intervals are plain data (``to_dict``/``from_dict``, JSON, no pickle) saved in
 ``forecaster.json``; a forecast gets ``<target>_lo_<pct>`` / ``<target>_hi_<pct>`` columns
