@@ -130,7 +130,11 @@ def check_out(out: Path) -> None:
 
 _OPT_PLOT = typer.Option(None, "--plot",
                          help="Also draw the forecast after the recent history as a PNG here "
-                              "(a global model: one panel per series, the first 12).")
+                              "(a global model: one panel per series, the first 12, or those "
+                              "of --plot-series).")
+_OPT_PLOT_SERIES = typer.Option(None, "--plot-series",
+                                help="With --plot and a global model: draw this series "
+                                     "(repeatable, at most 12); default the first 12.")
 
 
 def _check_plot(plot: Path) -> None:
@@ -178,13 +182,14 @@ def _band(frame, target: str):
 
 
 def write_plot(plot: Path, pyfunc_model, history, frame, *, title: str,
-               source: str = "model input") -> tuple[Path, str]:
+               source: str = "model input", series: list[str] | None = None
+               ) -> tuple[Path, str]:
     """Draws the forecast ``frame`` after the recent ``history`` (read as the model reads it)
     and writes the PNG to ``plot``, with the outermost quantiles as a band when the model has
     them (else its widest conformal interval, when it has those).
 
-    A global model's forecast gets one panel per series and target, the first
-    ``MAX_SERIES_PANELS`` in the order of the input (filter the CSV to draw others).
+    A global model's forecast gets one panel per series and target: ``series``, or the first
+    ``MAX_SERIES_PANELS`` in the order of the input.
 
     Args:
         plot: the PNG to write.
@@ -193,12 +198,14 @@ def write_plot(plot: Path, pyfunc_model, history, frame, *, title: str,
         frame: its forecast.
         title: the figure's title.
         source: how error messages name the input.
+        series: a global model's series to draw (``--plot-series``); None: the first ones.
 
     Returns:
         ``(plot, what)``: the path and what was drawn ("the forecast", "12 of 40 series").
 
     Raises:
-        ConfigError: ``plot`` cannot be written.
+        ConfigError: ``plot`` cannot be written; ``series`` not in the forecast, or more
+            panels than ``MAX_SERIES_PANELS``.
     """
     import pandas as pd
 
@@ -213,7 +220,15 @@ def write_plot(plot: Path, pyfunc_model, history, frame, *, title: str,
     if info.is_global:
         keys = list(dict.fromkeys(frame[info.id_col].astype(str)))
         per_series = max(1, MAX_SERIES_PANELS // len(targets))
-        shown = keys[:per_series]
+        shown = keys[:per_series] if not series else list(dict.fromkeys(map(str, series)))
+        unknown = [key for key in shown if key not in keys]
+        if unknown:
+            raise ConfigError(f"--plot-series {unknown[0]}: no such series in {source} (it "
+                              f"holds {', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})"
+                              "; pass one of its series.")
+        if len(shown) > per_series:
+            raise ConfigError(f"--plot-series: {len(shown)} series are too many for one "
+                              f"figure; pass at most {per_series}.")
         recent_ids = recent.index.get_level_values(0).astype(str)
         panels = []
         for key in shown:
@@ -246,6 +261,7 @@ def predict(
     csv: Path = _OPT_CSV,
     out: Path = _OPT_OUT,
     plot: Path = _OPT_PLOT,
+    plot_series: list[str] = _OPT_PLOT_SERIES,
     id_col: str = _OPT_ID_COL,
     spark: bool = typer.Option(False, "--spark",
                                help="Score a long-format table of many series on Spark "
@@ -267,6 +283,9 @@ def predict(
     For a global model (trained with --id-col) the CSV is long format, any of the series it
     knows, and so is the forecast: one block of horizon rows per series.
     """
+    if plot_series and plot is None:
+        raise ConfigError("--plot-series chooses the series --plot draws: add --plot FILE.png "
+                          "or drop --plot-series.")
     if spark:  # forecast.serving.spark: pyspark is imported there, only when asked for
         from forecast.serving.spark import predict_command
 
@@ -292,6 +311,9 @@ def predict(
     pyfunc_model = load_model(model)
     info = pyfunc_model.unwrap_python_model().info
     history = served_id_column(history, info, id_col, csv=csv, model=model)
+    if plot_series and not info.is_global:
+        raise ConfigError("--plot-series picks series of a global model's forecast; this model "
+                          "forecasts one series: drop --plot-series.")
     try:
         # only the columns the model reads: MLflow warns about (and ignores) any others
         frame = pyfunc_model.predict(model_input(pyfunc_model, history),
@@ -302,7 +324,8 @@ def predict(
         raise DataError(f"{str(csv)!r}: {' '.join(exc.message.split())}") from None
     if plot is not None:
         _, what = write_plot(plot, pyfunc_model, history, frame,
-                             title=f"forecast from {csv.name} ({model})", source=str(csv))
+                             title=f"forecast from {csv.name} ({model})", source=str(csv),
+                             series=plot_series)
         _console.print(f"drew {what} in {plot}")
     if out is not None:
         try:

@@ -295,6 +295,25 @@ def test_cli_predict_plots_a_panel_per_series(registered, data, tmp_path, capsys
     assert code in (0, None)
     assert f"drew the 3 series in {plot}" in capsys.readouterr().out
     assert_png(plot)
+    # the series to draw, chosen by name
+    code = _run(["predict", "--model", registered.uri, "--csv", str(data.recent_csv),
+                 "--plot", str(plot), "--plot-series", "C", "--plot-series", "A"])
+    assert code in (0, None)
+    assert f"drew 2 of 3 series in {plot}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--plot-series", "Q"], ["--plot-series Q", "no such series", "A, B, C"]),
+    (["--plot-series", "A"], ["--plot-series", "add --plot"]),
+])
+def test_cli_predict_plot_series_bad_input_in_one_line(registered, data, tmp_path, capsys,
+                                                       extra, words):
+    plot = ["--plot", str(tmp_path / "plot.png")] if "Q" in extra else []
+    code = _run(["predict", "--model", registered.uri, "--csv", str(data.recent_csv), *plot,
+                 *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and all(word in err for word in words), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_predict_refuses_id_col_for_a_model_of_one_series(logged, history, tmp_path,
