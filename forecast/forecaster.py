@@ -777,8 +777,9 @@ class Forecaster:
         conformalized quantile regression scores of its outermost band) give the half-widths
         (``forecast.evaluation.intervals``). ``train_and_evaluate`` passes the validation part.
         A global model pools the windows of every series, each score divided by its series'
-        scale (``target_scales``): the intervals are in scaled units and each series' band is
-        its half-width times its own scale.
+        scale (``_interval_scale``: the in-sample error of the seasonal naive forecast): the
+        intervals are in scaled units and each series' band is its half-width times its own
+        scale, kept with the intervals.
 
         Args:
             frame: rows in original units starting with ``lookback`` rows of context, none of
@@ -806,31 +807,65 @@ class Forecaster:
         y_true, forecasts = self.predict_windows_of(frame, predictors)
         targets = list(self.spec.targets)
         quantiles = self.quantiles if forecasts["model"].ndim == 4 else None
-        # a global model pools series of different units: scores in each one's scaled units
-        scale = self.target_scales(self.window_series(frame)) if self.is_global else None
+        # a global model pools series of different units and difficulty: each score in its
+        # series' own scale (the seasonal naive's in-sample error), kept with the intervals
+        scales = scale = None
+        if self.is_global:
+            scales = {key: self._interval_scale(rows, key)
+                      for key, rows in self.insample.items()}
+            scale = self.interval_scales(self.window_series(frame), scales)
         self.intervals = calibrate(y_true, forecasts["model"], levels, targets,
-                                   quantiles=quantiles, calibration=calibration, scale=scale)
+                                   quantiles=quantiles, calibration=calibration, scale=scale,
+                                   series_scales=scales)
         self.baseline_intervals = {
             name: calibrate(y_true, forecast, levels, targets, calibration=calibration,
-                            scale=scale)
+                            scale=scale, series_scales=scales)
             for name, forecast in forecasts.items() if name != "model"}
         return self
 
-    def target_scales(self, series) -> np.ndarray:
-        """Each window's series scale per target: how many original units one scaled unit is
-        (the scaler's standard deviation, range or IQR of that series' training rows).
+    def _interval_scale(self, rows: np.ndarray, key) -> list[float]:
+        """A series' scale per target for a global model's intervals: the in-sample MAE of the
+        seasonal naive forecast over ``rows`` (its targets), or the scaler's scale of that
+        series where the series is too short for it or does not move from season to season.
+
+        Args:
+            rows: the series' target values, (rows, targets).
+            key: the series id.
+
+        Returns:
+            One positive scale per target.
+        """
+        from forecast.evaluation.metrics import seasonal_naive_scale
+
+        fallback = self.scaler.scales(list(self.spec.targets), series=key)
+        try:
+            scale = seasonal_naive_scale(rows, self.season)
+        except DataError:
+            return fallback.tolist()
+        return np.where(np.isfinite(scale) & (scale > 1e-12), scale, fallback).tolist()
+
+    def interval_scales(self, series, scales: dict | None = None) -> np.ndarray:
+        """Each window's (or forecast's) series scale per target for a global model's
+        intervals (``_interval_scale``).
 
         Args:
             series: the series id of each window (``window_series``), or of each forecast.
+            scales: ``{id: [scale per target]}``; default the calibrated intervals' own.
 
         Returns:
             An array (len(series), targets).
+
+        Raises:
+            DataError: a series without a scale (one the intervals were not calibrated for).
         """
-        targets = list(self.spec.targets)
+        scales = self.intervals.series_scales if scales is None else scales
         series = np.asarray(series, dtype=object)
-        out = np.empty((len(series), len(targets)), dtype=np.float64)
+        out = np.empty((len(series), len(self.spec.targets)), dtype=np.float64)
         for key in dict.fromkeys(series.tolist()):
-            out[series == key] = self.scaler.scales(targets, series=key)
+            if str(key) not in scales:
+                raise DataError(f"the prediction intervals have no scale for series {key!r}; "
+                                "they were calibrated on the series the model was trained on.")
+            out[series == key] = scales[str(key)]
         return out
 
     def _inverse(self, scaled: np.ndarray, series=None) -> np.ndarray:
@@ -1060,7 +1095,7 @@ class Forecaster:
                             f"lookback {spec.lookback} the model needs to forecast.")
         id_name, time_name = history.index.names[0] or "id", history.index.names[-1] or "time"
         columns = self._scaled_columns()
-        values = history[columns].to_numpy(dtype=np.float64)
+        raw = history[columns].to_numpy(dtype=np.float64)
         times = history.index.get_level_values(-1)
         windows, indexes, keys = [], [], []
         for key, rows, ahead in groups:
@@ -1075,7 +1110,7 @@ class Forecaster:
                 given.attrs = {}
                 self._fill_future(future, given, source, key)
                 padding = future.to_numpy(dtype=np.float64)
-            windows.append(np.concatenate([values[past], padding]))
+            windows.append(np.concatenate([raw[past], padding]))
             indexes.append(past_index.append(future_index))
             keys.append(str(key))
         # one frame of every series' window, its (id, time) index built once
@@ -1099,8 +1134,12 @@ class Forecaster:
         horizon = spec.horizon
         flat = forecast.reshape(len(keys) * horizon, *forecast.shape[2:])  # [S * H, T(, Q)]
         out = self._forecast_frame(flat, _joined([i[spec.lookback:] for i in indexes]))
-        if self.intervals is not None:
-            self._add_intervals(out, forecast, self.target_scales(keys)[:, None, :])
+        if self.intervals is not None:  # a series it was not calibrated on: from its history
+            targets = [columns.index(t) for t in spec.targets]
+            known = self.intervals.series_scales
+            scales = {**known, **{str(key): self._interval_scale(raw[rows][:, targets], key)
+                                  for key, rows, _ in groups if str(key) not in known}}
+            self._add_intervals(out, forecast, self.interval_scales(keys, scales)[:, None, :])
         out = out.rename_axis(time_name).reset_index()
         out.insert(0, id_name, np.repeat(np.array(keys, dtype=object), horizon))
         return out

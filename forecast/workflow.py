@@ -216,7 +216,7 @@ def interval_metrics(forecaster: Forecaster, y_true: np.ndarray, forecasts: dict
 
     own = forecaster.intervals
     quantiles = forecaster.quantiles if forecasts["model"].ndim == 4 else None
-    scale = forecaster.target_scales(series) if series is not None else None
+    scale = forecaster.interval_scales(series) if series is not None else None
     result = {"method": own.method, "calibration": own.calibration, "n_calibration": own.n,
               "levels": [level_label(level) for level in own.levels],
               "capped": list(own.capped),

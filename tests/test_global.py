@@ -107,6 +107,14 @@ def test_cli_global_intervals_scale_with_each_series(tmp_path, capsys):
         assert 0 < who["80"]["width"] < who["95"]["width"]
     state = json.loads((forecaster_files(folder) / "forecaster.json").read_text())
     assert state["intervals"]["model"]["scaled"] is True
+    # each series' scale: the in-sample MAE of its seasonal naive forecast (season 24)
+    scales = {key: value[0] for key, value in
+              state["intervals"]["model"]["series_scales"].items()}
+    rows = pd.read_csv(path)
+    for key in "ABC":  # the training part: all but the last 10 % + 20 % of the rows
+        y = rows[rows.store == key].y.to_numpy()
+        y = y[: len(y) - round(len(y) * 0.1) - round(len(y) * 0.2)]
+        assert scales[key] == pytest.approx(np.mean(np.abs(y[24:] - y[:-24])), rel=1e-9)
 
     history = pd.read_csv(path).groupby("store").tail(48)
     recent = tmp_path / "recent.csv"
@@ -121,10 +129,21 @@ def test_cli_global_intervals_scale_with_each_series(tmp_path, capsys):
             & (forecast.y <= forecast.y_hi_80) & (forecast.y_hi_80 <= forecast.y_hi_95)).all()
     # the same scaled half-widths times each series' own scale: B's band is 10x A's
     width = (forecast.y_hi_80 - forecast.y_lo_80).groupby(forecast.store).mean()
-    scales = {key: state["scaler"]["params"][key]["scale"][0] for key in "ABC"}
     np.testing.assert_allclose(width["B"] / width["A"], scales["B"] / scales["A"], rtol=1e-6)
     np.testing.assert_allclose(width["C"] / width["A"], scales["C"] / scales["A"], rtol=1e-6)
     assert 5 < width["B"] / width["A"] < 20 and 50 < width["C"] / width["A"] < 200
+    # a series the model never saw (served: instance normalisation allows it): its scale is
+    # read off the history sent, 1000x A's values here
+    import mlflow.pyfunc
+
+    a = history[history.store == "A"]
+    stranger = a.assign(store="Z", y=a.y * 1000 + 5)
+    served = mlflow.pyfunc.load_model(str(folder)).predict(pd.concat([history, stranger]))
+    z = served[served.store == "Z"]
+    sent = a.y.to_numpy() * 1000 + 5
+    np.testing.assert_allclose(
+        (z.y_hi_80 - z.y_lo_80).mean() / width["A"],
+        np.mean(np.abs(sent[24:] - sent[:-24])) / scales["A"], rtol=1e-6)
 
 
 def test_every_series_too_short_names_the_flags(tmp_path):
@@ -294,7 +313,8 @@ def test_global_quantile_model_gets_conformalized_quantile_intervals(tmp_path):
     # never past the median
     assert (forecast.y_lo_80 <= forecast.y).all() and (forecast.y <= forecast.y_hi_80).all()
     shift = (forecast["y_q0.1"] - forecast.y_lo_80).groupby(forecast.store).mean()
-    scales = {key: report.forecaster.scaler.scales(["y"], key)[0] for key in "ABC"}
+    scales = {key: value[0] for key, value in
+              report.forecaster.intervals.series_scales.items()}
     # the same scaled amount times each series' scale
     assert abs(shift["A"]) > 1e-6
     np.testing.assert_allclose(shift["C"] / shift["A"], scales["C"] / scales["A"], rtol=1e-4)
