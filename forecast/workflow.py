@@ -100,9 +100,14 @@ def versus_best_baseline(metrics: dict, metric: str = "mase") -> str:
               if values.get(metric) is not None and np.isfinite(values[metric])}
     if model is None or not scores:
         return f"test {metric.upper()}: model {model}; no baseline to compare with"
+    from forecast.evaluation.promotion import TIE
+
     best = min(scores, key=scores.get)
     change = (model - scores[best]) / abs(scores[best]) if scores[best] else float("nan")
-    verdict = "better" if model < scores[best] else "worse" if model > scores[best] else "tied"
+    # within float32 rounding (a network blended at share 0 is the linear baseline): tied, as
+    # promotion counts it
+    tied = abs(model - scores[best]) <= TIE * abs(scores[best])
+    verdict = "tied" if tied else "better" if model < scores[best] else "worse"
     return (f"test {metric.upper()}: model {model:.4g} vs best baseline {best} "
             f"{scores[best]:.4g} (model {change:+.1%}: {verdict})")
 
@@ -150,6 +155,8 @@ def evaluate_forecaster(forecaster: Forecaster, frame: pd.DataFrame) -> dict:
     if series is not None:
         result["per_series"] = per_series_table(y_true, forecasts, series, scale,
                                                 forecaster.quantiles)
+        if forecaster.intervals is not None:  # pooled coverage can hide uneven series
+            _add_series_coverage(result["per_series"], forecaster, y_true, y_pred, series)
     result["scaled"] = scaled
     result["arrays"] = (y_true, y_pred)
     if forecaster.intervals is not None:
@@ -194,6 +201,32 @@ def per_series_table(y_true: np.ndarray, forecasts: dict, series: np.ndarray,
                      "best_baseline": best, "baseline": others.get(best)})
     rows.sort(key=lambda r: -r["model"]["mase"] if np.isfinite(r["model"]["mase"]) else 0.0)
     return rows
+
+
+def _add_series_coverage(rows: list[dict], forecaster: Forecaster, y_true: np.ndarray,
+                         y_pred: np.ndarray, series: np.ndarray) -> None:
+    """Adds each series' own coverage of the model's conformal intervals to its per-series row
+    (``row["model"]["coverage_<pct>"]``, in place).
+
+    Args:
+        rows: ``per_series_table`` rows.
+        forecaster: a global forecaster with ``intervals``.
+        y_true: actuals of every window (windows, horizon, targets).
+        y_pred: the model's forecasts of them.
+        series: the series id of each window.
+    """
+    from forecast.evaluation.intervals import level_label
+
+    own = forecaster.intervals
+    quantiles = forecaster.quantiles if y_pred.ndim == 4 else None
+    scale = forecaster.interval_scales(series)[:, None, :]
+    by_series = {row["series"]: row for row in rows}
+    for level in own.levels:
+        lo, hi = own.bounds(y_pred, level, quantiles, scale)
+        inside = ((y_true >= lo) & (y_true <= hi)).reshape(len(y_true), -1).mean(axis=1)
+        for key in dict.fromkeys(series.tolist()):
+            by_series[str(key)]["model"][f"coverage_{level_label(level)}"] = float(
+                inside[series == key].mean())
 
 
 def interval_metrics(forecaster: Forecaster, y_true: np.ndarray, forecasts: dict,

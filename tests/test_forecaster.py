@@ -101,3 +101,16 @@ def test_quantile_forecaster_names_its_columns(frame):
     assert (forecast["y_q0.1"] <= forecast["y_q0.5"]).all()
     assert (forecast["y_q0.5"] <= forecast["y_q0.9"]).all()
     np.testing.assert_array_equal(forecast["y"], forecast["y_q0.5"])
+
+
+def test_the_verdict_beside_the_best_baseline_ties_within_rounding():
+    from forecast.workflow import versus_best_baseline
+
+    def verdict(model):
+        return versus_best_baseline({"model": {"mase": model},
+                                     "baselines": {"linear": {"mase": 0.7127}}})
+
+    # a network blended at share 0 is the linear baseline up to float32 rounding: tied
+    assert verdict(0.7127 * (1 + 3e-7)).endswith("(model +0.0%: tied)")
+    assert verdict(0.70).endswith("(model -1.8%: better)")
+    assert verdict(0.72).endswith("(model +1.0%: worse)")

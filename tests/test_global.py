@@ -97,7 +97,14 @@ def test_cli_global_intervals_scale_with_each_series(tmp_path, capsys):
          "--lookback", "24", "--units", "4", "--epochs", "2", "--seed", "3", "--no-track",
          "--interval", "0.8", "--interval", "0.95", "--save", str(folder), "--json"], capsys)
     assert code == 0, err
-    intervals = json.loads(out)["intervals"]
+    result = json.loads(out)
+    intervals = result["intervals"]
+    # each series' own coverage: the pooled one is their mean weighted by windows
+    rows = result["per_series"]
+    for label in ("80", "95"):
+        mean = sum(r["model"][f"coverage_{label}"] * r["windows"] for r in rows) / sum(
+            r["windows"] for r in rows)
+        assert mean == pytest.approx(intervals["model"][label]["coverage"], abs=1e-9)
     # validation windows of the three series: 10 % of each, minus horizon - 1
     assert intervals["n_calibration"] == (30 - 5) + (24 - 5) + (36 - 5)
     assert intervals["levels"] == ["80", "95"]

@@ -227,16 +227,23 @@ def _per_series_table(result: dict, limit: int = 20) -> Table:
     shown = "" if len(rows) <= limit else f", the {limit} worst shown"
     table = Table(title=f"per series ({len(rows)} series{shown}), worst "
                         f"{result.get('worst_series')!s}{note}")
+    # with conformal intervals: each series' own coverage of the widest one
+    covered = sorted((key for key in rows[0]["model"] if key.startswith("coverage_")),
+                     key=lambda key: float(key.removeprefix("coverage_"))) if rows else []
+    widest = covered[-1] if covered else None
     for name, justify in (("series", "left"), ("windows", "right"), ("model MAE", "right"),
                           ("model MASE", "right"), ("best baseline", "left"),
                           ("baseline MAE", "right"), ("baseline MASE", "right")):
         table.add_column(name, justify=justify)
+    if widest:
+        table.add_column(f"{widest.removeprefix('coverage_')} % covers", justify="right")
     for row in rows[:limit]:
         base = row.get("baseline") or {}
         table.add_row(row["series"], str(row["windows"]), f"{row['model']['mae']:.4g}",
                       f"{row['model']['mase']:.4f}", row.get("best_baseline") or "-",
                       f"{base['mae']:.4g}" if base else "-",
-                      f"{base['mase']:.4f}" if base else "-")
+                      f"{base['mase']:.4f}" if base else "-",
+                      *([f"{row['model'][widest]:.3f}"] if widest else []))
     return table
 
 

@@ -267,6 +267,9 @@ def per_series_frame(rows: list[dict], sizes: dict | None = None) -> pd.DataFram
             best_baseline_mae=_sig(base.get("mae"), 6),
             best_baseline_mase=_sig(base.get("mase"), 6),
             beats_best_baseline=bool(base) and model["mase"] < base["mase"])
+        # each series' own coverage of the model's conformal intervals (--interval)
+        record.update({key: _sig(value, 6) for key, value in model.items()
+                       if key.startswith("coverage_")})
         records.append(record)
     return pd.DataFrame(records)
 
