@@ -990,9 +990,8 @@ class Forecaster:
             ``(history, future)``: the rows up to the last with a target, and the rest (possibly
             none), both with ``frame``'s attrs.
         """
-        empty = self._targets_empty(frame)
-        end = int(_history_ends(empty, np.zeros(len(frame), dtype=np.int64),
-                                np.arange(len(frame)), np.array([0, len(frame)]))[0])
+        kept = np.flatnonzero(~self._targets_empty(frame))
+        end = int(kept[-1]) + 1 if len(kept) else 0
         history, future = frame.iloc[:end], frame.iloc[end:]
         history.attrs = future.attrs = dict(frame.attrs)
         return history, future
