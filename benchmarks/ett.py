@@ -327,16 +327,13 @@ def main() -> None:
                 if name.startswith("SegRNN") and (args.setting, horizon) in SEGRNN_ALL_WINDOWS:
                     print(f"{'  SegRNN, all test windows':<30}{horizon:>5}{'':>23}"
                           f"{SEGRNN_ALL_WINDOWS[args.setting, horizon]:>9.3f}")
-    horizon, ours, linear, _, config = rows[0]
-    if args.val_only:
-        print(f"headline: ETTh1-{args.setting} H={horizon} {model_name(config)} val MSE "
-              f"{ours['val_mse']:.4f} (linear baseline {linear['val_mse']:.4f}), "
-              f"{ours['seconds']:.0f} s on this machine (test not scored)")
-        return
-    print(f"headline: ETTh1-{args.setting} H={horizon} {model_name(config)} test MSE "
-          f"{ours['mse']:.3f} (all windows) / {ours['mse_drop_last']:.3f} (drop_last), val "
-          f"{ours['val_mse']:.3f}, linear baseline {linear['mse']:.3f}, "
-          f"{ours['seconds']:.0f} s on this machine")
+    key = "val_mse" if args.val_only else "mse"
+    scores = ", ".join(f"H={horizon} {ours[key]:.4f} vs {linear[key]:.4f} ({ours['seconds']:.0f} s)"
+                       for horizon, ours, linear, _, _ in rows)
+    wins = sum(ours[key] < linear[key] for _, ours, linear, _, _ in rows)
+    what = "val MSE (test not scored)" if args.val_only else "test MSE (all windows)"
+    print(f"headline: ETTh1-{args.setting} {model_name(rows[0][4])} {what} vs the linear "
+          f"baseline: {scores}; below it at {wins} of {len(rows)} horizons")
 
 
 if __name__ == "__main__":

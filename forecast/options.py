@@ -64,7 +64,7 @@ SCALERS = ("standard", "minmax", "robust")
 #: training losses (``forecast.training.fit``).
 LOSSES = ("mse", "mae", "huber", "pinball")
 #: learning-rate schedules.
-LR_SCHEDULES = ("plateau", "cosine", "constant")
+LR_SCHEDULES = ("plateau", "cosine", "decay", "constant")
 #: ``tf.distribute`` strategies (``forecast.training.distributed``).
 STRATEGIES = ("default", "mirrored", "multi_worker")
 #: point metrics shown by the CLI and compared by promotion (lower is better).
@@ -503,6 +503,8 @@ class TrainOptions(_Settings):
     lr_schedule: Literal[LR_SCHEDULES] = Field(
         "plateau", description="plateau halves the rate when the validation loss stalls "
                                "(patience max(1, patience // 2)); cosine decays it to 0; "
+                               "decay keeps it for 4 epochs, then multiplies it by 0.9 per "
+                               "epoch (the schedule of SegRNN's and the LTSF papers' scripts); "
                                "constant.")
     loss: Literal[LOSSES] = Field(
         "mse", description="mse, mae, huber or pinball (quantile models; needs quantiles).")

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import shutil
@@ -48,6 +49,9 @@ from forecast.training.losses import pinball_loss
 logger = logging.getLogger("forecast.training")
 
 BEST_MODEL_FILE = "best.keras"
+# lr_schedule="decay": epochs at the initial rate, then the factor per epoch (LTSF "type3").
+DECAY_KEPT = 4
+DECAY_FACTOR = 0.9
 BACKUP_DIR = "backup"
 
 #: training fails when the loss of the weights it keeps is more than this many times the loss
@@ -247,7 +251,29 @@ def _callbacks(config: TrainConfig, monitor: str, role: ClusterRole, scratch: Pa
                 verbose=0,
             )
         )
+    elif config.lr_schedule == "decay":
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            functools.partial(decayed_rate, config.learning_rate)))
     return callbacks, guard, early, checkpoint_path
+
+
+def decayed_rate(initial: float, epoch: int, _current: float | None = None) -> float:
+    """The learning rate of ``lr_schedule="decay"`` at an epoch.
+
+    The step decay of the LTSF benchmark scripts (``lradj="type3"`` in SegRNN's and PatchTST's
+    code): the initial rate for the first ``DECAY_KEPT`` epochs, then ``DECAY_FACTOR`` times
+    the previous epoch's (type3 sets epoch k's rate to ``0.9 ** (k - 3)`` from k = 3 on,
+    counting from 0, so epochs 0-3 run at the initial rate).
+
+    Args:
+        initial: the configured ``learning_rate``.
+        epoch: the epoch about to run, counted from 0.
+        _current: the optimizer's present rate (Keras passes it; unused).
+
+    Returns:
+        The rate for that epoch.
+    """
+    return initial * DECAY_FACTOR ** max(0, epoch - DECAY_KEPT + 1)
 
 
 def fit(model: keras.Model, train_ds, val_ds=None, config=None, *, callbacks=None,

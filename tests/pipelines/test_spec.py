@@ -110,6 +110,13 @@ def test_the_ready_pipelines_are_valid(name):
         assert spec.schedule.cron == "0 2 * * *" and spec.schedule.timezone == "UTC"
 
 
+@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_pipeline_file_is_valid(path):
+    """The benchmark files (etth1_*.yaml, read by benchmarks/ett.py) are validated too."""
+    spec = load_pipeline(path)
+    assert spec.data.path.is_file() and spec.window.horizon > 0
+
+
 def _numbers(model, prefix=()):
     """Dotted keys of every int or float setting in the pipeline's sections."""
     import typing

@@ -166,8 +166,8 @@ def test_huge_learning_rate_diverges():
 
 @pytest.mark.parametrize(
     "schedule, loss",
-    [("plateau", "mse"), ("cosine", "mse"), ("constant", "mse"), ("plateau", "mae"),
-     ("plateau", "huber")],
+    [("plateau", "mse"), ("cosine", "mse"), ("decay", "mse"), ("constant", "mse"),
+     ("plateau", "mae"), ("plateau", "huber")],
 )
 def test_losses_and_schedules_train(schedule, loss):
     train, val = datasets()
@@ -185,6 +185,18 @@ def test_cosine_schedule_decays_to_zero():
     schedule = model.optimizer._learning_rate
     assert float(schedule(0)) == pytest.approx(1e-3)
     assert float(schedule(steps)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_decay_schedule_keeps_four_epochs_then_multiplies_by_0_9():
+    """LTSF's type3: epochs 0-3 at the initial rate, then 0.9 times the previous epoch's."""
+    train, val = datasets()
+    rates = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: rates.append(logs["learning_rate"]))
+    fit(tiny_model(), train, val, TrainConfig(epochs=7, verbose=0, lr_schedule="decay",
+                                              learning_rate=0.01, patience=None),
+        callbacks=[record])
+    assert rates == pytest.approx([0.01] * 4 + [0.009, 0.0081, 0.00729], rel=1e-5)
 
 
 def test_pinball_loss_trains_a_quantile_model():
