@@ -402,6 +402,11 @@ class Forecaster:
                 "train.blend_linear chooses the blend's weight on the validation windows, and "
                 f"there are none (a window needs {self.spec.min_rows} rows): give a validation "
                 "part (--val, YAML `split.val`) or drop --blend-linear (`train.blend_linear`).")
+        if self.quantiles is not None and self.config.train.blend_metric != "loss":
+            raise ConfigError(
+                f"train.blend_metric {self.config.train.blend_metric!r} scores point forecasts, "
+                "and this model forecasts quantiles (trained with the pinball loss): set "
+                "--blend-metric loss (YAML `train.blend_metric: loss`).")
         set_seed(seed)
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             self.model = build_model(self.config.setup, self.spec, self.config.model)
@@ -431,11 +436,15 @@ class Forecaster:
 
     def _blend_linear(self, val_ds, train_config) -> None:
         """Blends the trained network with the linear baseline fitted on the same windows,
-        the network's share chosen on ``val_ds`` by the training loss (`forecast.models.blend`);
-        a share of 1 leaves the network as it is. Sets ``model`` and ``blend``."""
+        the network's share chosen on ``val_ds`` by ``train.blend_metric`` (the training loss
+        by default; `forecast.models.blend`); a share of 1 leaves the network as it is. Sets
+        ``model`` and ``blend``."""
         linear = baseline_from_json(json.dumps(self.baselines["linear"]))
         y_true = np.concatenate([np.asarray(y) for _, y in val_ds])
         network = self.model.predict(val_ds, verbose=0)
+        metric = train_config.blend_metric
+        if metric != "loss":  # a point metric: the loss of that name, whatever trained the net
+            train_config = train_config.model_copy(update={"loss": metric})
         choice = choose_weight(y_true, network, linear.predict(val_ds), resolve_loss(train_config),
                                train_config.loss)
         if choice.weight < 1:

@@ -63,6 +63,9 @@ PRECISIONS = ("float32", "bfloat16")
 SCALERS = ("standard", "minmax", "robust")
 #: training losses (``forecast.training.fit``).
 LOSSES = ("mse", "mae", "huber", "pinball")
+#: what the blend's share is chosen by on the validation windows (``forecast.models.blend``):
+#: the training loss, or a point metric the forecasts are judged by.
+BLEND_METRICS = ("loss", "mse", "mae")
 #: learning-rate schedules.
 LR_SCHEDULES = ("plateau", "cosine", "decay", "constant")
 #: ``tf.distribute`` strategies (``forecast.training.distributed``).
@@ -539,6 +542,11 @@ class TrainOptions(_Settings):
                           "chosen on the validation windows by the training loss, saved with "
                           "the model. None (default): blend when there are validation windows; "
                           "true: blend, and refuse to train without them; false: never.")
+    blend_metric: Literal[BLEND_METRICS] = Field(
+        "loss", description="What the blend's share a minimises on the validation windows: "
+                            "loss (the training loss), or mse or mae when the forecasts are "
+                            "judged by another metric than the one the network trains on "
+                            "(point forecasts only).")
     strategy: Literal[STRATEGIES] = Field(
         "default", description="default (one device), mirrored (every local GPU, or CPU "
                                "device) or multi_worker (the cluster in TF_CONFIG; the chief "
@@ -550,6 +558,10 @@ class TrainOptions(_Settings):
             raise ValueError(
                 'loss="pinball" needs the quantile levels: set quantiles, e.g. [0.1, 0.5, 0.9].'
             )
+        if self.loss == "pinball" and self.blend_metric != "loss":
+            raise ValueError(
+                f'blend_metric="{self.blend_metric}" scores point forecasts, and loss="pinball" '
+                'trains quantiles: use blend_metric="loss".')
         return self
 
 

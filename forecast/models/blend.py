@@ -3,7 +3,8 @@
 A forecast combination: ``y = a · network + (1 − a) · linear``, where ``linear`` is the
 NLinear-style ridge baseline (`forecast.models.baselines.LinearForecaster`) fitted on the same
 training windows, and the weight ``a`` is chosen on the validation windows, from a grid of
-``0, 0.05, …, 1``, by the training loss. ``a = 1`` keeps the network alone and ``a = 0`` keeps
+``0, 0.05, …, 1``, by the training loss (or the point metric ``train.blend_metric`` names, when
+the forecasts are judged by another one). ``a = 1`` keeps the network alone and ``a = 0`` keeps
 the baseline, so the blend is never worse than either on the validation windows.
 
 The blend is part of the saved Keras model: the ridge coefficients are the frozen weights of a

@@ -152,3 +152,43 @@ def test_cli_refuses_the_blend_without_validation(frame, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert exit_info.value.code == 2, err
     assert "--blend-linear" in err and "--val" in err and "Traceback" not in err
+
+
+def test_blend_metric_chooses_the_share_by_another_metric_than_the_loss(frame):
+    _, data = frame
+    parts = chronological_split(data, val=0.15, test=0.15, lookback=24)
+    config = {**CONFIG, "train": {**CONFIG["train"], "loss": "mae", "blend_metric": "mse"}}
+    forecaster = Forecaster(config).fit(parts.train, parts.val)
+    choice = forecaster.blend
+    assert choice.metric == "mse"  # trained on MAE, the share minimises the validation MSE
+    assert choice.loss <= min(choice.network_loss, choice.linear_loss)
+    y_true, y_pred = forecaster.predict_windows(parts.val)
+    scaled = forecaster.scaler.transform_array
+    val_mse = np.mean((scaled(y_pred, ["y"]) - scaled(y_true, ["y"])) ** 2)
+    assert val_mse == pytest.approx(choice.loss, rel=1e-3)
+    by_loss = Forecaster({**config, "train": {**config["train"], "blend_metric": "loss"}})
+    assert by_loss.fit(parts.train, parts.val).blend.metric == "mae"
+
+
+def test_blend_metric_needs_point_forecasts(frame):
+    _, data = frame
+    parts = chronological_split(data, val=0.15, test=0.15, lookback=24)
+    config = {**CONFIG, "model": {"units": 4, "quantiles": [0.1, 0.5, 0.9]},
+              "train": {**CONFIG["train"], "blend_metric": "mae"}}
+    with pytest.raises(ConfigError, match="--blend-metric loss"):
+        Forecaster(config).fit(parts.train, parts.val)
+
+
+def test_cli_blend_metric(frame, capsys):
+    path, _ = frame
+    args = ["train", str(path), "--target", "y", "--horizon", "6", "--lookback", "24",
+            "--units", "4", "--epochs", "1", "--seed", "7", "--no-track"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--blend-linear", "--blend-metric", "mae", "--json"])
+    assert exit_info.value.code == 0
+    assert json.loads(capsys.readouterr().out)["training"]["blend"]["metric"] == "mae"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--blend-metric", "rmse"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_info.value.code == 2, err
+    assert "train.blend_metric" in err and "Traceback" not in err

@@ -228,6 +228,8 @@ def test_config_rejects_unknown_and_bad_values():
         TrainConfig(loss="pinball")
     with pytest.raises(ValueError, match="increasing"):
         TrainConfig(loss="pinball", quantiles=[0.9, 0.1])
+    with pytest.raises(ValueError, match='blend_metric="loss"'):  # quantiles: no point metric
+        TrainConfig(loss="pinball", quantiles=[0.1, 0.9], blend_metric="mse")
 
 
 def test_shape_mismatch_is_a_model_error():
