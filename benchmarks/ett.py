@@ -128,7 +128,8 @@ def model_scores(setting: str, horizon: int, config: dict, *, track: bool = Fals
         if forecaster.blend is not None:  # train.blend_linear: the network alone, beside it
             result["blend"] = forecaster.blend.weight
             inner = [layer for layer in forecaster.model.layers if isinstance(layer, keras.Model)]
-            network = inner[0] if inner else None  # None: a = 1, the model is the network
+            # a < 1: the network (or ensemble) is the blend's nested model; a = 1: the model
+            network = inner[0] if forecaster.blend.weight < 1 else None
             alone = _NOT_SCORED.copy() if val_only else score(parts.test, network)
             alone_val = score(parts.val, network)
             alone.update(val_mse=alone_val["mse"], val_mae=alone_val["mae"], seconds=seconds)
@@ -231,7 +232,7 @@ def apply_overrides(config: dict, args) -> dict:
         ("dropout", "model", "dropout"), ("loss", "train", "loss"),
         ("lr_schedule", "train", "lr_schedule"), ("patience", "train", "patience"),
         ("linear_skip", "model", "linear_skip"), ("seed", "train", "seed"),
-        ("precision", "model", "precision"),
+        ("precision", "model", "precision"), ("ensemble", "train", "ensemble"),
     ):
         value = getattr(args, key)
         if value is not None:
@@ -266,6 +267,7 @@ def main() -> None:
     parser.add_argument("--segment-length", type=int, default=None)
     parser.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--ensemble", type=int, default=None, help="Networks averaged.")
     parser.add_argument("--precision", default=None, help="float32 or bfloat16.")
     parser.add_argument("--track", action=argparse.BooleanOptionalAction, default=True,
                         help="Log each model run to MLflow (experiment etth1-benchmark).")

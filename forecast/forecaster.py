@@ -45,6 +45,7 @@ from forecast.models import build_model
 from forecast.models.baselines import BASELINES, baseline_from_json, make_baseline
 from forecast.models.blend import BlendChoice, blended_model, choose_weight
 from forecast.models.builder import check_model_size
+from forecast.models.ensemble import averaged_model
 from forecast.models.setups import get_setup
 from forecast.models.static import StaticCovariates, static_frame
 from forecast.options import NETWORK, ForecasterConfig, ResolvedSettings, parse_config
@@ -247,6 +248,8 @@ class Forecaster:
         self.insample: np.ndarray | None = None
         self.baselines: dict[str, dict] = {}
         self.fit_result: FitResult | None = None
+        #: what ``fit`` did for each network of the ensemble (``train.ensemble``; one without)
+        self.member_results: list[FitResult] = []
         #: the blend with the linear baseline chosen by the last fit (``train.blend_linear``)
         self.blend: BlendChoice | None = None
         #: ``"network"`` (the Keras model) or a baseline's name when ``as_baseline`` made it
@@ -356,6 +359,10 @@ class Forecaster:
                 diverged: a NaN/inf loss, or a loss ending above ``DIVERGENCE_FACTOR`` times
                 that of forecasts that learn nothing (``reference_losses``).
 
+        With ``train.ensemble`` N > 1, N networks train one after another (seeds ``seed``,
+        ``seed + 1``, ...; ``member_results``) and the model is their mean
+        (`forecast.models.ensemble`); ``fit_result`` is the first one's.
+
         Unless ``train.blend_linear`` is false, the trained network is then blended with the
         linear baseline, its share chosen on the validation windows (``blend``; see
         `forecast.models.blend`).
@@ -407,9 +414,6 @@ class Forecaster:
                 f"train.blend_metric {self.config.train.blend_metric!r} scores point forecasts, "
                 "and this model forecasts quantiles (trained with the pinball loss): set "
                 "--blend-metric loss (YAML `train.blend_metric: loss`).")
-        set_seed(seed)
-        with strategy.scope() if strategy is not None else contextlib.nullcontext():
-            self.model = build_model(self.config.setup, self.spec, self.config.model)
         train_config = self.config.train
         if self.quantiles is not None and train_config.loss != "pinball":
             train_config = train_config.model_copy(
@@ -420,10 +424,22 @@ class Forecaster:
         references = reference_losses(
             val_ds if val_ds is not None else train_ds, resolve_loss(train_config),
             self.spec.n_targets, train_config.quantiles if train_config.loss == "pinball" else None)
-        self.fit_result = fit(self.model, train_ds, val_ds, train_config, callbacks=callbacks,
-                              strategy=strategy, reference_losses=references)
-        if strategy is not None:
-            self.model = _detached(self.model)
+        members, self.member_results = [], []
+        for member in range(train_config.ensemble):  # train.ensemble: seeds seed, seed + 1, ...
+            set_seed(seed + member)
+            options = self.config.model.model_copy(  # its own initial weights and dropout
+                update={"seed": self.config.model.seed + member})
+            with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                network = build_model(self.config.setup, self.spec, options)
+            if train_config.ensemble > 1:
+                logger.info("training member %d of %d of the ensemble (seed %d)", member + 1,
+                            train_config.ensemble, seed + member)
+            self.member_results.append(fit(
+                network, train_ds, val_ds, train_config, callbacks=callbacks, strategy=strategy,
+                reference_losses=references))
+            members.append(_detached(network) if strategy is not None else network)
+        self.fit_result = self.member_results[0]
+        self.model = members[0] if len(members) == 1 else averaged_model(members)
         self._fit_baselines(train_x)
         self.blend = None
         if self.config.train.blend_linear is not False:

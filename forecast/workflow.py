@@ -76,6 +76,10 @@ class TrainReport:
                 "replicas": fit_result.replicas if fit_result else None,
                 "workers": fit_result.workers if fit_result else None,
                 "blend": forecaster.blend.to_dict() if forecaster.blend else None,
+                # train.ensemble: each network's epochs run and best epoch (None for one)
+                "members": [{"epochs_run": result.epochs_run, "best_epoch": result.best_epoch}
+                            for result in forecaster.member_results]
+                if len(forecaster.member_results) > 1 else None,
             },
             **({"intervals": self.intervals} if self.intervals is not None else {}),
             **self.extra,

@@ -358,6 +358,7 @@ def train(
     blend_linear: bool | None = _option(TrainOptions, "blend_linear",
                                         "--blend-linear/--no-blend-linear"),
     blend_metric: str = _option(TrainOptions, "blend_metric", "--blend-metric"),
+    ensemble: int = _option(TrainOptions, "ensemble", "--ensemble"),
     windows_per_series: int = _option(TrainOptions, "windows_per_series",
                                       "--windows-per-series"),
     batch_size: int = _option(BatchOptions, "batch_size", "--batch-size"),
@@ -426,7 +427,7 @@ def train(
                "id_embedding": id_embedding, "precision": precision},
         train={"epochs": epochs, "learning_rate": learning_rate, "patience": patience,
                "windows_per_series": windows_per_series, "blend_linear": blend_linear,
-               "blend_metric": blend_metric,
+               "blend_metric": blend_metric, "ensemble": ensemble,
                "seed": seed, "verbose": 0 if as_json and not display.active
                else TrainOptions.default("verbose"),
                "strategy": strategy, "checkpoint_dir": checkpoint_dir},
