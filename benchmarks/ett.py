@@ -233,6 +233,7 @@ def apply_overrides(config: dict, args) -> dict:
         ("lr_schedule", "train", "lr_schedule"), ("patience", "train", "patience"),
         ("linear_skip", "model", "linear_skip"), ("seed", "train", "seed"),
         ("precision", "model", "precision"), ("ensemble", "train", "ensemble"),
+        ("blend_metric", "train", "blend_metric"),
     ):
         value = getattr(args, key)
         if value is not None:
@@ -268,6 +269,7 @@ def main() -> None:
     parser.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--ensemble", type=int, default=None, help="Networks averaged.")
+    parser.add_argument("--blend-metric", default=None, help="loss, mse or mae.")
     parser.add_argument("--precision", default=None, help="float32 or bfloat16.")
     parser.add_argument("--track", action=argparse.BooleanOptionalAction, default=True,
                         help="Log each model run to MLflow (experiment etth1-benchmark).")
