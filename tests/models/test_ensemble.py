@@ -93,3 +93,22 @@ def test_cli_ensemble(frame, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert exit_info.value.code == 2, err
     assert "ensemble" in err and "Traceback" not in err
+
+
+def test_ensemble_of_a_global_model_with_several_inputs(tmp_path):
+    from forecast.data.io import add_static
+    from tests.test_covariates import TINY, _stores_csv
+
+    path, _ = _stores_csv(tmp_path)
+    frame = add_static(load_csv(path, id_col="store", targets=["y"], covariates=["promo"]),
+                       path, ["region"])
+    config = {**TINY, "future_covariates": ["promo"], "static": ["region"],
+              "model": {"units": 4, "id_embedding": 2},
+              "train": {**TINY["train"], "epochs": 1, "ensemble": 2}}
+    forecaster = Forecaster(config).fit(frame)
+    assert len(forecaster.model.inputs) > 1 and len(_inner(forecaster.model)) == 2
+    _, y_pred = forecaster.predict_windows(frame)
+    members = [forecaster.predict_windows(frame, model=m)[1] for m in _inner(forecaster.model)]
+    np.testing.assert_allclose(y_pred, np.mean(members, axis=0), rtol=1e-4, atol=1e-4)
+    again = Forecaster.load(forecaster.save(tmp_path / "fc"))
+    np.testing.assert_allclose(again.predict_windows(frame)[1], y_pred, rtol=1e-5)
