@@ -10,7 +10,8 @@ baseline and serves like a single network::
            -> member 2 -> ... ────────────┼─> Average -> [B, H, T(, Q)]
            -> member N -> ... ────────────┘
 
-The mean of quantile forecasts keeps their order (each member's quantiles are sorted).
+The mean of quantile forecasts keeps their order: each member's `QuantileHead` forecasts them in
+increasing order, and a mean of increasing sequences increases.
 """
 
 from __future__ import annotations
