@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from forecast.cli import main  # noqa: E402
-from forecast.data import WindowSpec, chronological_split, load_csv, make_dataset  # noqa: E402
+from forecast.data import WindowSpec, chronological_split, make_dataset  # noqa: E402
 from forecast.errors import ConfigError  # noqa: E402
 from forecast.forecaster import Forecaster  # noqa: E402
 from forecast.models import PinballLoss  # noqa: E402
@@ -74,15 +74,6 @@ def test_quantile_forecasts_are_shifted_alike_and_keep_their_order():
     assert np.all(np.diff(out, axis=-1) >= 0)
     pinball = PinballLoss((0.1, 0.5, 0.9))  # what a quantile model trains on
     assert 0 <= choose_weight(y, quantiles, linear, pinball, "pinball").weight <= 1
-
-
-@pytest.fixture(scope="module")
-def frame(tmp_path_factory):
-    from tests.conftest import synthetic_frame
-
-    path = tmp_path_factory.mktemp("data") / "s.csv"
-    synthetic_frame(480).to_csv(path, index=False)
-    return path, load_csv(path, targets=["y"])
 
 
 CONFIG = {"horizon": 6, "lookback": 24, "model": {"units": 4}, "batch_size": 32,

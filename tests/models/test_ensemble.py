@@ -13,16 +13,6 @@ from forecast.errors import ConfigError
 from forecast.forecaster import Forecaster
 from forecast.models.ensemble import averaged_model
 
-
-@pytest.fixture(scope="module")
-def frame(tmp_path_factory):
-    from tests.conftest import synthetic_frame
-
-    path = tmp_path_factory.mktemp("data") / "s.csv"
-    synthetic_frame(480).to_csv(path, index=False)
-    return path, load_csv(path, targets=["y"])
-
-
 CONFIG = {"horizon": 6, "lookback": 24, "model": {"units": 4}, "batch_size": 32,
           "train": {"epochs": 2, "verbose": 0, "seed": 7, "blend_linear": False}}
 
